@@ -1,0 +1,82 @@
+"""The one place the Slack app is built: `create_app(settings)` wires services and handlers."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from slack_bolt import App
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+
+from bot.config import Settings
+from bot.mlflow_gateway import MlflowGateway
+from bot.reviews import ReviewPreparer, ReviewPublisher
+from bot.store import Store, create_store
+
+log = logging.getLogger(__name__)
+
+SLACK_RATE_LIMIT_RETRIES = 3
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    gateway: MlflowGateway
+    store: Store
+    client: WebClient
+    preparer: ReviewPreparer
+    publisher: ReviewPublisher
+
+    def health(self) -> dict[str, str]:
+        return {"mlflow": self.gateway.health(), "redis": self.store.health()}
+
+
+def create_gateway(settings: Settings) -> MlflowGateway:
+    return MlflowGateway(settings.mlflow_tracking_uri, settings.ui_url, settings.mlflow_timeout_seconds)
+
+
+def create_preparer(settings: Settings, gateway: MlflowGateway) -> ReviewPreparer:
+    return ReviewPreparer(gateway, settings.review_key_metrics, settings.max_thread_images, settings.max_image_bytes)
+
+
+def create_slack_client(settings: Settings) -> WebClient:
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    return WebClient(
+        token=token,
+        base_url=settings.slack_api_url,
+        retry_handlers=[
+            ConnectionErrorRetryHandler(),
+            RateLimitErrorRetryHandler(max_retry_count=SLACK_RATE_LIMIT_RETRIES),
+        ],
+    )
+
+
+def build_services(settings: Settings) -> Services:
+    gateway = create_gateway(settings)
+    store = create_store(settings.redis_url)
+    client = create_slack_client(settings)
+    preparer = create_preparer(settings, gateway)
+    publisher = ReviewPublisher(preparer, client, settings.review_channel, store)
+    return Services(settings, gateway, store, client, preparer, publisher)
+
+
+def create_app(settings: Settings, services: Services | None = None, *, socket_mode: bool = False) -> App:
+    """Build the bolt App once, from typed settings; handlers get services, never globals."""
+    from handlers import register_all  # handlers depend on bot/, never the other way at import time
+
+    services = services or build_services(settings)
+    signing_secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+    app = App(
+        client=services.client,
+        signing_secret=signing_secret,
+        # Socket Mode requests come over an authenticated WebSocket, not signed HTTP.
+        request_verification_enabled=not socket_mode,
+        process_before_response=False,
+        listener_executor=ThreadPoolExecutor(
+            max_workers=settings.worker_threads * 2, thread_name_prefix="review-bot-listener"
+        ),
+    )
+    register_all(app, services)
+    return app

@@ -1,0 +1,172 @@
+"""`review-bot`: serve (HTTP), socket (Socket Mode), preview, demo."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import threading
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from bot.config import MissingSettingError, Settings
+
+log = logging.getLogger("review-bot")
+
+EXIT_CONFIG = 2
+DEMO_DIR = Path("demo")
+PREVIEW_DIR = Path("preview")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings, or one line naming the bad variable and exit 2 (no traceback)."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        variable = str(first["loc"][0]).upper() if first["loc"] else "settings"
+        _die(f"{variable}: {first['msg']}")
+
+
+def _die(message: str) -> None:
+    print(f"review-bot: {message}", file=sys.stderr)
+    raise SystemExit(EXIT_CONFIG)
+
+
+def _secrets(settings: Settings) -> list[str]:
+    return [
+        s.get_secret_value()
+        for s in (settings.slack_bot_token, settings.slack_signing_secret, settings.slack_app_token)
+        if s is not None
+    ]
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from bot.logs import configure_logging
+
+    settings = load_settings()
+    try:
+        settings.require_slack_http()
+    except MissingSettingError as exc:
+        _die(str(exc))
+    configure_logging(settings.log_level, _secrets(settings))
+
+    from bot.app import build_services, create_app
+    from bot.server import serve
+    from bot.web import create_wsgi_app
+
+    services = build_services(settings)
+    app = create_app(settings, services)
+    log.info("serving on port %s (POST /slack/events, GET /healthz)", settings.port)
+    serve(create_wsgi_app(app, services.health), settings.port, settings.web_concurrency, settings.worker_threads, settings.log_level)
+
+
+def cmd_socket(args: argparse.Namespace) -> None:
+    from bot.logs import configure_logging
+
+    settings = load_settings()
+    try:
+        settings.require_socket_mode()
+    except MissingSettingError as exc:
+        _die(str(exc))
+    configure_logging(settings.log_level, _secrets(settings))
+
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    from bot.app import build_services, create_app
+    from bot.web import create_health_app
+
+    services = build_services(settings)
+    app = create_app(settings, services, socket_mode=True)
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            pass
+
+    health = make_server("0.0.0.0", settings.port, create_health_app(services.health), handler_class=QuietHandler)
+    threading.Thread(target=health.serve_forever, name="healthz", daemon=True).start()
+    log.info("Socket Mode: connecting to Slack; GET /healthz on port %s", settings.port)
+    assert settings.slack_app_token is not None
+    SocketModeHandler(app, settings.slack_app_token.get_secret_value()).start()
+
+
+def cmd_preview(args: argparse.Namespace) -> None:
+    from bot.app import create_gateway, create_preparer
+    from bot.commands import parse_ref
+    from bot.errors import ReviewBotError
+    from bot.logs import configure_logging
+    from bot.preview import write_preview
+
+    settings = load_settings(**({"mlflow_tracking_uri": args.tracking_uri} if args.tracking_uri else {}))
+    configure_logging(settings.log_level, _secrets(settings))
+    try:
+        ref = parse_ref(args.run)
+        result = write_preview(create_preparer(settings, create_gateway(settings)), ref, Path(args.out))
+    except ReviewBotError as exc:
+        print(f"review-bot: {exc.user_message()}", file=sys.stderr)
+        raise SystemExit(1) from None
+    print(f"Preview of {args.run} written to {result.out}/")
+    print(f"  card:   {result.card}")
+    print(f"  thread: {result.thread}")
+    for image in result.images:
+        print(f"  image:  {image}")
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from bot.app import create_gateway, create_preparer
+    from bot.commands import parse_ref
+    from bot.demo import build_demo_store
+    from bot.logs import configure_logging
+    from bot.preview import write_preview
+
+    configure_logging("WARNING", [])
+    out_dir = Path(args.dir).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tracking_uri = f"sqlite:///{out_dir / 'mlflow.db'}"
+    print(f"Building a demo MLflow store in {out_dir}/ (scikit-learn models on built-in data sets)…")
+    store = build_demo_store(tracking_uri, str(out_dir / "artifacts"))
+    settings = load_settings(mlflow_tracking_uri=tracking_uri, mlflow_ui_url=args.ui_url)
+    preparer = create_preparer(settings, create_gateway(settings))
+    result = write_preview(preparer, parse_ref(store.review_run_id), Path(args.out))
+    print(f"Preview of the review of run {store.review_run_id} written to {result.out}/:")
+    print(f"  {result.card}     the review card (chat.postMessage payload; paste its blocks into Block Kit Builder)")
+    print(f"  {result.thread}   the thread under it")
+    for image in result.images:
+        print(f"  {image}")
+    print(f"Browse the store: mlflow ui --backend-store-uri {tracking_uri}")
+    print(f"Preview another: review-bot preview models:/{store.model_name}@champion --out preview-champion "
+          f"(with MLFLOW_TRACKING_URI={tracking_uri})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="review-bot", description="Model reviews for MLflow runs, in Slack.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="serve Slack's HTTP requests on $PORT (POST /slack/events, GET /healthz)").set_defaults(
+        func=cmd_serve
+    )
+    sub.add_parser("socket", help="connect to Slack over Socket Mode (needs SLACK_APP_TOKEN)").set_defaults(
+        func=cmd_socket
+    )
+    preview = sub.add_parser("preview", help="write the card and thread for a run to a folder, without Slack")
+    preview.add_argument("run", help="run id, MLflow run URL, runs:/ or models:/ URI")
+    preview.add_argument("--out", default=str(PREVIEW_DIR), help="output folder (default: ./preview)")
+    preview.add_argument("--tracking-uri", help="overrides MLFLOW_TRACKING_URI")
+    preview.set_defaults(func=cmd_preview)
+    demo = sub.add_parser("demo", help="build a local demo MLflow store and preview one review")
+    demo.add_argument("--dir", default=str(DEMO_DIR), help="where the demo store goes (default: ./demo)")
+    demo.add_argument("--out", default=str(PREVIEW_DIR), help="preview folder (default: ./preview)")
+    demo.add_argument("--ui-url", default="http://localhost:5000", help="MLflow UI address used in links")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""What the text after `/review` means. Pure: no Slack, no MLflow."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import unquote, urlparse
+
+from bot.errors import BadReference
+from bot.ids import COMMAND
+from bot.models import RefKind, RunRef
+
+RUN_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+_URL_RUN_RE = re.compile(r"/runs/([0-9a-fA-F]{32})(?:[/?#]|$)")
+_RUNS_URI_RE = re.compile(r"^runs:/([^/]+)(?:/.*)?$")
+_MODELS_URI_RE = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>[^/@]+)|@(?P<alias>[^/@]+))/?$")
+# Slack wraps links in command text as <url> or <url|label> when "escape links" is on.
+_SLACK_LINK_RE = re.compile(r"^<([^|>]+)(?:\|[^>]*)?>$")
+
+USAGE = (
+    f"*Usage:* `{COMMAND} <run>` posts a review card for an MLflow run.\n"
+    "`<run>` can be:\n"
+    "• a run id: `3f2a9c…` (32 hex characters)\n"
+    "• a run's URL from the MLflow UI: `https://mlflow.example.com/#/experiments/1/runs/3f2a9c…`\n"
+    "• a run URI: `runs:/3f2a9c…/model`\n"
+    "• a registered model version: `models:/fraud-clf/3` or an alias: `models:/fraud-clf@champion`\n"
+    f"`{COMMAND} help` shows this message."
+)
+
+
+@dataclass(frozen=True)
+class HelpCommand:
+    pass
+
+
+@dataclass(frozen=True)
+class ReviewCommand:
+    ref: RunRef
+
+
+def parse_command(text: str) -> HelpCommand | ReviewCommand:
+    words = text.split()
+    if not words or words[0].lower() in {"help", "-h", "--help", "?"}:
+        return HelpCommand()
+    if len(words) > 1:
+        raise BadReference(
+            f":thinking_face: `{COMMAND}` takes one run, got {len(words)} words. "
+            f"Try `{COMMAND} <run id>` or `{COMMAND} help`."
+        )
+    return ReviewCommand(ref=parse_ref(words[0]))
+
+
+def parse_ref(raw: str) -> RunRef:
+    """Accept what people paste: ids, UI URLs, runs:/ and models:/ URIs."""
+    text = raw.strip()
+    link = _SLACK_LINK_RE.match(text)
+    if link:
+        text = link.group(1)
+    if RUN_ID_RE.match(text.lower()):
+        return RunRef(kind=RefKind.RUN, raw=raw, run_id=text.lower())
+    if text.startswith("runs:/"):
+        match = _RUNS_URI_RE.match(text)
+        if match and RUN_ID_RE.match(match.group(1).lower()):
+            return RunRef(kind=RefKind.RUN, raw=raw, run_id=match.group(1).lower())
+    elif text.startswith("models:/"):
+        match = _MODELS_URI_RE.match(text)
+        if match and match.group("alias"):
+            return RunRef(
+                kind=RefKind.MODEL_ALIAS, raw=raw, model_name=unquote(match.group("name")), alias=match.group("alias")
+            )
+        if match and match.group("version", "name") and (match.group("version") or "").isdigit():
+            return RunRef(
+                kind=RefKind.MODEL_VERSION,
+                raw=raw,
+                model_name=unquote(match.group("name")),
+                version=match.group("version"),
+            )
+        raise BadReference(
+            f":thinking_face: `{_shown(raw)}` is not a model URI I can review: use "
+            "`models:/<name>/<version number>` or `models:/<name>@<alias>`."
+        )
+    elif urlparse(text).scheme in {"http", "https"}:
+        match = _URL_RUN_RE.search(text)
+        if match:
+            return RunRef(kind=RefKind.RUN, raw=raw, run_id=match.group(1).lower())
+        raise BadReference(
+            f":thinking_face: `{_shown(raw)}` does not look like an MLflow run page. "
+            "Open the run in the MLflow UI and copy its URL (it contains `/runs/<run id>`)."
+        )
+    raise BadReference(
+        f":thinking_face: `{_shown(raw)}` is not a run id. A run id is 32 hex characters, "
+        f"like `0123456789abcdef0123456789abcdef`. `{COMMAND} help` lists what else works."
+    )
+
+
+def _shown(raw: str) -> str:
+    """The input echoed back safely inside `code`: no backticks, no mrkdwn escapes, bounded."""
+    cleaned = raw.replace("`", "'").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return cleaned if len(cleaned) <= 120 else cleaned[:119] + "…"

@@ -1,0 +1,88 @@
+"""Typed settings, read from the environment and `.env` when (and only when) a Settings is built."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+
+
+class MissingSettingError(Exception):
+    """A setting a command needs is not set; the message names the variable."""
+
+    def __init__(self, variable: str, purpose: str) -> None:
+        super().__init__(f"{variable} is not set: {purpose}")
+        self.variable = variable
+
+
+class Settings(BaseSettings):
+    """All of review-bot's settings. README.md documents each one."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # Slack
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = DEFAULT_SLACK_API_URL
+    review_channel: str | None = None
+
+    # MLflow
+    mlflow_tracking_uri: str = "http://localhost:5000"
+    mlflow_ui_url: str | None = None
+    mlflow_timeout_seconds: int = Field(default=10, ge=1)
+
+    # Redis
+    redis_url: str | None = None
+
+    # The card
+    review_key_metrics: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_thread_images: int = Field(default=6, ge=0, le=20)
+    max_image_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
+
+    # Serving
+    port: int = Field(default=3000, ge=1, le=65535)
+    web_concurrency: int = Field(default=1, ge=1)
+    worker_threads: int = Field(default=8, ge=1)
+    log_level: str = "INFO"
+
+    @field_validator("review_key_metrics", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _trailing_slash(cls, value: str) -> str:
+        return value if value.endswith("/") else value + "/"
+
+    @property
+    def ui_url(self) -> str:
+        """Base URL of the MLflow UI for links; "" when none is known (a local sqlite store)."""
+        if self.mlflow_ui_url:
+            return self.mlflow_ui_url.rstrip("/")
+        if self.mlflow_tracking_uri.startswith(("http://", "https://")):
+            return self.mlflow_tracking_uri.rstrip("/")
+        return ""
+
+    def require_slack_http(self) -> None:
+        """Fail with the variable's name when HTTP mode cannot run."""
+        if self.slack_bot_token is None:
+            raise MissingSettingError("SLACK_BOT_TOKEN", "the bot's xoxb- token from the Slack app's OAuth page")
+        if self.slack_signing_secret is None:
+            raise MissingSettingError(
+                "SLACK_SIGNING_SECRET", "the signing secret from the Slack app's Basic Information page"
+            )
+
+    def require_socket_mode(self) -> None:
+        if self.slack_bot_token is None:
+            raise MissingSettingError("SLACK_BOT_TOKEN", "the bot's xoxb- token from the Slack app's OAuth page")
+        if self.slack_app_token is None:
+            raise MissingSettingError(
+                "SLACK_APP_TOKEN", "an xapp- app-level token with connections:write, for Socket Mode"
+            )

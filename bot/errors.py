@@ -1,0 +1,44 @@
+"""Failures the bot knows how to explain to a person in Slack.
+
+Each carries the user-facing text; `bot.blocks.errors` turns them into messages. Anything else is
+a bug: the error handler logs it with an id and tells the person that id.
+"""
+
+from __future__ import annotations
+
+
+class ReviewBotError(Exception):
+    """A failure with a message fit for the person who asked."""
+
+    def user_message(self) -> str:
+        return str(self)
+
+
+class BadReference(ReviewBotError):
+    """The text after /review is not something that names a run."""
+
+
+class NotFound(ReviewBotError):
+    """A run, model, version or alias that MLflow does not have."""
+
+
+class MlflowUnavailable(ReviewBotError):
+    def __init__(self, tracking_uri: str, detail: str) -> None:
+        super().__init__(
+            f":warning: MLflow at `{tracking_uri}` did not answer ({detail}). "
+            "Nothing was posted. Try again in a minute; if it keeps failing, ask whoever runs MLflow."
+        )
+        self.tracking_uri = tracking_uri
+
+
+class SlackRefused(ReviewBotError):
+    """Slack refused a post; `advice` says what the person can do about it."""
+
+    def __init__(self, error_code: str, channel: str, advice: str) -> None:
+        super().__init__(advice)
+        self.error_code = error_code
+        self.channel = channel
+
+
+class DuplicateRequest(ReviewBotError):
+    """The same request arrived twice (a retry or a double submission)."""

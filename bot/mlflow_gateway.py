@@ -1,0 +1,218 @@
+"""Every MLflow read and write the bot makes. Returns bot.models values, never MLflow entities.
+
+MLflow's own HTTP client retries 7 times with exponential back-off and waits up to 120 s per
+request; a Slack bot must give up long before that, so the gateway sets the client's timeout and
+retries (process-wide environment variables that MLflow reads on each request).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import posixpath
+import tempfile
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import quote
+
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from bot.errors import MlflowUnavailable, NotFound
+from bot.models import (
+    DatasetInput,
+    ImageArtifact,
+    MetricSeries,
+    ModelVersionRef,
+    RefKind,
+    RunRef,
+    RunSummary,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif")
+# How deep to look for plots in a run's artifact tree: autolog puts them at the root, people
+# tend to use one or two folders; a model folder is not worth walking.
+MAX_ARTIFACT_DEPTH = 3
+SKIP_ARTIFACT_DIRS = frozenset({"model", "models", "checkpoints"})
+HISTORY_FETCH_THREADS = 8
+
+_NOT_FOUND_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"})
+
+
+def run_url(ui_url: str, experiment_id: str, run_id: str) -> str:
+    return f"{ui_url}/#/experiments/{experiment_id}/runs/{run_id}" if ui_url else ""
+
+
+def experiment_url(ui_url: str, experiment_id: str) -> str:
+    return f"{ui_url}/#/experiments/{experiment_id}" if ui_url else ""
+
+
+def model_version_url(ui_url: str, name: str, version: str) -> str:
+    return f"{ui_url}/#/models/{quote(name, safe='')}/versions/{version}" if ui_url else ""
+
+
+def _ms_to_datetime(ms: int | None) -> datetime | None:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC) if ms else None
+
+
+class MlflowGateway:
+    def __init__(self, tracking_uri: str, ui_url: str = "", timeout_seconds: int = 10, retries: int = 1) -> None:
+        os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(timeout_seconds)
+        os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(retries)
+        os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "1"
+        self.tracking_uri = tracking_uri
+        self.ui_url = ui_url
+        self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+    # --- error mapping -------------------------------------------------------------------------
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        """Run one MLflow call, turning its failures into NotFound or MlflowUnavailable."""
+        try:
+            return fn()
+        except MlflowException as exc:
+            if exc.error_code in _NOT_FOUND_CODES:
+                raise NotFound(f":mag: MLflow has no {what}. Check the id, or paste the run's URL.") from exc
+            raise MlflowUnavailable(self.tracking_uri, _short(exc)) from exc
+        except OSError as exc:  # requests' ConnectionError and Timeout are OSErrors
+            raise MlflowUnavailable(self.tracking_uri, _short(exc)) from exc
+
+    # --- reads -----------------------------------------------------------------------------------
+
+    def health(self) -> str:
+        try:
+            self._client.search_experiments(max_results=1)
+        except Exception as exc:  # noqa: BLE001 - health reports any failure as text
+            return f"unreachable: {_short(exc)}"
+        return "ok"
+
+    def resolve(self, ref: RunRef) -> str:
+        """The run id behind what a person pointed at."""
+        if ref.kind is RefKind.RUN:
+            assert ref.run_id
+            return ref.run_id
+        if ref.kind is RefKind.MODEL_VERSION:
+            mv = self._call(
+                f"model `{ref.model_name}` version {ref.version}",
+                lambda: self._client.get_model_version(ref.model_name, ref.version),
+            )
+        else:
+            mv = self._call(
+                f"model `{ref.model_name}` with alias @{ref.alias}",
+                lambda: self._client.get_model_version_by_alias(ref.model_name, ref.alias),
+            )
+        if not mv.run_id:
+            raise NotFound(f":mag: {ref.describe()} was not logged from an MLflow run, so there is nothing to review.")
+        return mv.run_id
+
+    def run_summary(self, run_id: str) -> RunSummary:
+        run = self._call(f"run `{run_id}`", lambda: self._client.get_run(run_id))
+        if run.info.lifecycle_stage == "deleted":
+            raise NotFound(f":wastebasket: Run `{run_id}` was deleted in MLflow. Restore it there to review it.")
+        info, data = run.info, run.data
+        experiment = self._call(
+            f"experiment {info.experiment_id}", lambda: self._client.get_experiment(info.experiment_id)
+        )
+        tags = data.tags
+        return RunSummary(
+            run_id=info.run_id,
+            run_name=info.run_name or tags.get("mlflow.runName", "") or info.run_id,
+            experiment_id=info.experiment_id,
+            experiment_name=experiment.name,
+            user=tags.get("mlflow.user", "") or (info.user_id or ""),
+            status=info.status or "",
+            start_time=_ms_to_datetime(info.start_time),
+            end_time=_ms_to_datetime(info.end_time),
+            source_name=tags.get("mlflow.source.name", ""),
+            git_commit=tags.get("mlflow.source.git.commit", ""),
+            metrics=dict(data.metrics),
+            params=dict(data.params),
+            note=tags.get("mlflow.note.content", ""),
+            datasets=_datasets(run),
+            model_versions=self.model_versions_of(run_id),
+            run_url=run_url(self.ui_url, info.experiment_id, info.run_id),
+            experiment_url=experiment_url(self.ui_url, info.experiment_id),
+        )
+
+    def model_versions_of(self, run_id: str) -> list[ModelVersionRef]:
+        versions = self._call(
+            "model registry", lambda: self._client.search_model_versions(f"run_id = '{run_id}'")
+        )
+        return sorted(
+            (
+                ModelVersionRef(
+                    name=mv.name,
+                    version=str(mv.version),
+                    aliases=list(getattr(mv, "aliases", []) or []),
+                    stage=mv.current_stage or "",
+                )
+                for mv in versions
+            ),
+            key=lambda mv: (mv.name, int(mv.version) if mv.version.isdigit() else 0),
+        )
+
+    def metric_histories(self, run_id: str, keys: Iterable[str]) -> list[MetricSeries]:
+        """Full histories of the given metrics, fetched in parallel (one request per metric)."""
+
+        def fetch(key: str) -> MetricSeries:
+            points = self._call(f"metric `{key}`", lambda: self._client.get_metric_history(run_id, key))
+            points = sorted(points, key=lambda m: (m.step, m.timestamp))
+            return MetricSeries(key=key, steps=[m.step for m in points], values=[m.value for m in points])
+
+        keys = sorted(keys)
+        with ThreadPoolExecutor(max_workers=HISTORY_FETCH_THREADS, thread_name_prefix="mlflow-history") as pool:
+            return list(pool.map(fetch, keys))
+
+    def list_images(self, run_id: str) -> list[ImageArtifact]:
+        """Image artifacts of a run, shallow folders first, in a stable order."""
+        found: list[ImageArtifact] = []
+
+        def walk(path: str | None, depth: int) -> None:
+            entries = self._call("artifacts", lambda: self._client.list_artifacts(run_id, path))
+            for entry in sorted(entries, key=lambda e: e.path):
+                if entry.is_dir:
+                    if depth < MAX_ARTIFACT_DEPTH and posixpath.basename(entry.path) not in SKIP_ARTIFACT_DIRS:
+                        walk(entry.path, depth + 1)
+                elif entry.path.lower().endswith(IMAGE_EXTENSIONS):
+                    found.append(ImageArtifact(path=entry.path, size=entry.file_size if entry.file_size else -1))
+
+        walk(None, 1)
+        return sorted(found, key=lambda a: (a.path.count("/"), a.path))
+
+    def download_artifact(self, run_id: str, path: str) -> bytes:
+        with tempfile.TemporaryDirectory(prefix="review-bot-") as tmp:
+            local = self._call(
+                f"artifact `{path}`",
+                lambda: self._client.download_artifacts(run_id, path, dst_path=tmp),
+            )
+            return Path(local).read_bytes()
+
+
+def _datasets(run) -> list[DatasetInput]:  # noqa: ANN001 - an mlflow Run
+    inputs = getattr(run, "inputs", None)
+    result = []
+    for dataset_input in getattr(inputs, "dataset_inputs", None) or []:
+        dataset = dataset_input.dataset
+        context = next((t.value for t in dataset_input.tags or [] if t.key == "mlflow.data.context"), "")
+        result.append(
+            DatasetInput(
+                name=dataset.name or "",
+                digest=dataset.digest or "",
+                source_type=dataset.source_type or "",
+                context=context,
+            )
+        )
+    return result
+
+
+def _short(exc: BaseException) -> str:
+    """One line about a failure, without URLs' query strings or long bodies."""
+    text = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    return text if len(text) <= 200 else text[:199] + "…"

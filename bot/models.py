@@ -1,0 +1,103 @@
+"""Typed domain values that travel between MLflow, the review rules, the builders and Slack.
+
+Nothing here talks to MLflow or Slack: the gateway builds these, builders read them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class RefKind(StrEnum):
+    RUN = "run"
+    MODEL_VERSION = "model_version"
+    MODEL_ALIAS = "model_alias"
+
+
+class RunRef(_Frozen):
+    """What a person pointed at: a run, or a registered model version/alias that leads to a run."""
+
+    kind: RefKind
+    raw: str
+    run_id: str | None = None
+    model_name: str | None = None
+    version: str | None = None
+    alias: str | None = None
+
+    def describe(self) -> str:
+        if self.kind is RefKind.MODEL_VERSION:
+            return f"model `{self.model_name}` version {self.version}"
+        if self.kind is RefKind.MODEL_ALIAS:
+            return f"model `{self.model_name}` alias @{self.alias}"
+        return f"run `{self.run_id}`"
+
+
+class MetricSeries(_Frozen):
+    """One metric's history, ordered by step."""
+
+    key: str
+    steps: list[int]
+    values: list[float]
+
+
+class DatasetInput(_Frozen):
+    name: str
+    digest: str = ""
+    source_type: str = ""
+    context: str = ""  # "training", "eval", ... (tag mlflow.data.context)
+
+
+class ModelVersionRef(_Frozen):
+    name: str
+    version: str
+    aliases: list[str] = Field(default_factory=list)
+    stage: str = ""
+
+
+class ImageArtifact(_Frozen):
+    path: str  # relative to the run's artifact root
+    size: int  # bytes; -1 when the store does not say
+
+
+class RunSummary(_Frozen):
+    """Everything the card and its thread show about one MLflow run."""
+
+    run_id: str
+    run_name: str
+    experiment_id: str
+    experiment_name: str
+    user: str = ""
+    status: str = ""
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    source_name: str = ""
+    git_commit: str = ""
+    metrics: dict[str, float] = Field(default_factory=dict)
+    params: dict[str, str] = Field(default_factory=dict)
+    note: str = ""
+    datasets: list[DatasetInput] = Field(default_factory=list)
+    model_versions: list[ModelVersionRef] = Field(default_factory=list)
+    run_url: str = ""  # the run's page in the MLflow UI; "" when no UI is known
+    experiment_url: str = ""
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.start_time and self.end_time:
+            return (self.end_time - self.start_time).total_seconds()
+        return None
+
+
+class Review(_Frozen):
+    """Where a review card for a run lives in Slack."""
+
+    run_id: str
+    experiment_id: str
+    channel: str
+    ts: str

@@ -1,0 +1,45 @@
+"""`review-bot preview`: write exactly what would be posted, without Slack."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bot.blocks.message import SlackMessage
+from bot.models import RunRef
+from bot.reviews import FileUpload, ReviewPreparer
+
+PREVIEW_USER = "U0PREVIEW"
+
+
+@dataclass(frozen=True)
+class PreviewResult:
+    out: Path
+    card: Path
+    thread: Path
+    images: list[Path]
+
+
+def write_preview(preparer: ReviewPreparer, ref: RunRef, out: Path, requested_by: str = PREVIEW_USER) -> PreviewResult:
+    out.mkdir(parents=True, exist_ok=True)
+    prepared = preparer.card(ref, requested_by)
+    card_path = out / "card.json"
+    card_path.write_text(json.dumps(prepared.card.as_kwargs(), indent=2, ensure_ascii=False))
+    thread: list[dict[str, Any]] = []
+    images: list[Path] = []
+    for index, item in enumerate(preparer.thread(prepared), start=1):
+        if isinstance(item, SlackMessage):
+            thread.append({"method": "chat.postMessage", **item.as_kwargs()})
+        elif isinstance(item, FileUpload):
+            names = []
+            for upload in item.files:
+                path = out / f"{index:02d}-{upload.filename.replace('/', '_')}"
+                path.write_bytes(upload.content)
+                images.append(path)
+                names.append({"filename": upload.filename, "title": upload.title, "preview_file": path.name})
+            thread.append({"method": "files.upload_v2", "initial_comment": item.comment, "files": names})
+    thread_path = out / "thread.json"
+    thread_path.write_text(json.dumps(thread, indent=2, ensure_ascii=False))
+    return PreviewResult(out=out, card=card_path, thread=thread_path, images=images)

@@ -1,0 +1,210 @@
+"""Posting a review: MLflow in, the card and its thread out.
+
+`ReviewPreparer` reads MLflow and calls the pure builders (it is what `review-bot preview` runs);
+`ReviewPublisher` sends what the preparer made to Slack and tells the requester how it went.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot import charts
+from bot.blocks.card import CardLayout, build_review_card, plan_card
+from bot.blocks.message import SlackMessage
+from bot.blocks.replies import POSTED, THREAD_PART_FAILED, UNEXPECTED, build_slack_advice, channel_mention
+from bot.blocks.thread import (
+    CHART_TITLE,
+    NO_HISTORY,
+    build_chart_comment,
+    build_note_continuation,
+    build_overflow,
+    build_plots_comment,
+)
+from bot.errors import ReviewBotError, SlackRefused
+from bot.mlflow_gateway import MlflowGateway
+from bot.models import RunRef, RunSummary
+
+log = logging.getLogger(__name__)
+
+CARD_STATE_TTL = 30 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class UploadFile:
+    filename: str
+    title: str
+    content: bytes
+
+
+@dataclass(frozen=True)
+class FileUpload:
+    """Files posted into the thread together, with one comment."""
+
+    name: str  # what this part is, for logs and error messages
+    comment: str
+    files: list[UploadFile] = field(default_factory=list)
+
+
+ThreadItem = SlackMessage | FileUpload
+
+
+@dataclass(frozen=True)
+class PreparedCard:
+    summary: RunSummary
+    layout: CardLayout
+    card: SlackMessage
+
+
+class ReviewPreparer:
+    def __init__(self, gateway: MlflowGateway, key_metrics: list[str], max_images: int, max_image_bytes: int) -> None:
+        self.gateway = gateway
+        self.key_metrics = key_metrics
+        self.max_images = max_images
+        self.max_image_bytes = max_image_bytes
+
+    def card(self, ref: RunRef, requested_by: str) -> PreparedCard:
+        summary = self.gateway.run_summary(self.gateway.resolve(ref))
+        layout = plan_card(summary, self.key_metrics)
+        return PreparedCard(summary, layout, build_review_card(summary, requested_by=requested_by, key_metrics=self.key_metrics))
+
+    def thread(self, prepared: PreparedCard) -> Iterator[ThreadItem]:
+        """Thread items, most useful first, each made only when the previous one is sent."""
+        summary = prepared.summary
+        yield self._chart(summary)
+        plots = self._plots(summary)
+        if plots is not None:
+            yield plots
+        yield from build_note_continuation(prepared.layout, summary)
+        yield from build_overflow(prepared.layout, summary)
+
+    def _chart(self, summary: RunSummary) -> ThreadItem:
+        histories = self.gateway.metric_histories(summary.run_id, summary.metrics)
+        chart = charts.render_metric_history(histories, title=CHART_TITLE.format(run=summary.run_name))
+        if chart.png is None:
+            return SlackMessage(text=NO_HISTORY)
+        return FileUpload(
+            name="metric chart",
+            comment=build_chart_comment(len(chart.panels), chart.omitted),
+            files=[UploadFile(filename="metric-history.png", title=CHART_TITLE.format(run=summary.run_name), content=chart.png)],
+        )
+
+    def _plots(self, summary: RunSummary) -> FileUpload | None:
+        images = self.gateway.list_images(summary.run_id)
+        if not images:
+            return None
+        too_big = [a for a in images if a.size > self.max_image_bytes]
+        fitting = [a for a in images if a.size <= self.max_image_bytes]
+        shown, not_shown = fitting[: self.max_images], fitting[self.max_images :]
+        files = []
+        for artifact in shown:
+            content = self.gateway.download_artifact(summary.run_id, artifact.path)
+            if len(content) > self.max_image_bytes:  # the store did not report a size
+                too_big.append(artifact)
+                continue
+            files.append(UploadFile(filename=artifact.path.rsplit("/", 1)[-1], title=artifact.path, content=content))
+        if not files:
+            return FileUpload(name="plots", comment=build_plots_comment([], too_big, not_shown, self.max_image_bytes))
+        return FileUpload(
+            name="plots",
+            comment=build_plots_comment([a for a in shown if a not in too_big], too_big, not_shown, self.max_image_bytes),
+            files=files,
+        )
+
+
+Notify = Callable[[str], None]
+
+
+class ReviewPublisher:
+    def __init__(self, preparer: ReviewPreparer, client: WebClient, review_channel: str | None, store) -> None:  # noqa: ANN001
+        self.preparer = preparer
+        self.client = client
+        self.review_channel = review_channel
+        self.store = store
+
+    def target_channel(self, origin_channel: str) -> str:
+        return self.review_channel or origin_channel
+
+    def publish(self, ref: RunRef, requested_by: str, origin_channel: str, notify: Notify) -> str | None:
+        """Post the card and its thread; tell `notify` (the requester, ephemerally) what happened.
+
+        Returns the card's ts, or None when nothing was posted.
+        """
+        channel = self.target_channel(origin_channel)
+        try:
+            prepared = self.preparer.card(ref, requested_by)
+            ts = self._post_card(prepared, channel)
+        except ReviewBotError as exc:
+            notify(exc.user_message())
+            return None
+        except Exception:
+            error_id = uuid.uuid4().hex[:8]
+            log.exception("posting review of %s failed (error id %s)", ref.raw, error_id)
+            notify(UNEXPECTED.format(error_id=error_id))
+            return None
+        self.store.put_json(
+            f"card:{channel}:{ts}",
+            {"run_id": prepared.summary.run_id, "experiment_id": prepared.summary.experiment_id},
+            CARD_STATE_TTL,
+        )
+        notify(POSTED.format(where=channel_mention(channel), permalink=self._permalink(channel, ts)))
+        self._post_thread(prepared, channel, ts, notify)
+        return ts
+
+    def _post_card(self, prepared: PreparedCard, channel: str) -> str:
+        try:
+            response = self.client.chat_postMessage(channel=channel, unfurl_links=False, **prepared.card.as_kwargs())
+        except SlackApiError as exc:
+            code = exc.response.get("error", "unknown_error")
+            log.error("chat.postMessage to %s refused: %s (run %s)", channel, code, prepared.summary.run_id)
+            raise SlackRefused(code, channel, build_slack_advice(code, channel)) from exc
+        return response["ts"]
+
+    def _permalink(self, channel: str, ts: str) -> str:
+        try:
+            return self.client.chat_getPermalink(channel=channel, message_ts=ts)["permalink"]
+        except SlackApiError as exc:
+            log.warning("chat.getPermalink failed: %s", exc.response.get("error"))
+            return ""
+
+    def _post_thread(self, prepared: PreparedCard, channel: str, ts: str, notify: Notify) -> None:
+        """Each part goes on its own: one that fails is logged and reported, the rest still go."""
+        items = self.preparer.thread(prepared)
+        while True:
+            try:
+                item = next(items)
+            except StopIteration:
+                return
+            except ReviewBotError as exc:  # MLflow failed mid-thread: the card stands, say so
+                notify(exc.user_message())
+                return
+            except Exception:
+                error_id = uuid.uuid4().hex[:8]
+                log.exception("preparing the thread for run %s failed (error id %s)", prepared.summary.run_id, error_id)
+                notify(UNEXPECTED.format(error_id=error_id))
+                return
+            try:
+                self._send(item, channel, ts)
+            except SlackApiError as exc:
+                code = exc.response.get("error", "unknown_error")
+                part = item.name if isinstance(item, FileUpload) else "message"
+                log.error("thread %s for run %s refused: %s", part, prepared.summary.run_id, code)
+                notify(THREAD_PART_FAILED.format(part=part, code=code))
+
+    def _send(self, item: ThreadItem, channel: str, ts: str) -> None:
+        if isinstance(item, SlackMessage):
+            self.client.chat_postMessage(channel=channel, thread_ts=ts, unfurl_links=False, **item.as_kwargs())
+        elif item.files:
+            self.client.files_upload_v2(
+                channel=channel,
+                thread_ts=ts,
+                initial_comment=item.comment,
+                file_uploads=[{"content": f.content, "filename": f.filename, "title": f.title} for f in item.files],
+            )
+        else:
+            self.client.chat_postMessage(channel=channel, thread_ts=ts, text=item.comment)

@@ -1,0 +1,111 @@
+"""Short-lived shared state: de-duplication keys, small JSON values with a TTL, and locks.
+
+Redis when REDIS_URL is set (any number of replicas); otherwise an in-process store that is only
+correct for a single process.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import Any, Protocol
+
+import redis
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIX = "review-bot:"
+SINGLE_REPLICA_WARNING = (
+    "REDIS_URL is not set: using an in-process store. De-duplication and review state are not "
+    "shared, so run a single replica with a single worker only."
+)
+
+
+class Store(Protocol):
+    def claim(self, key: str, ttl_seconds: int) -> bool:
+        """True for the first caller to claim `key` within `ttl_seconds`, False for everyone after."""
+
+    def release(self, key: str) -> None: ...
+
+    def put_json(self, key: str, value: Any, ttl_seconds: int) -> None: ...
+
+    def get_json(self, key: str) -> Any | None: ...
+
+    def health(self) -> str: ...
+
+
+class RedisStore:
+    def __init__(self, url: str) -> None:
+        # Short socket timeouts: a Slack ack must not hang on a dead Redis.
+        self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+
+    def claim(self, key: str, ttl_seconds: int) -> bool:
+        return bool(self._redis.set(KEY_PREFIX + key, b"1", nx=True, ex=ttl_seconds))
+
+    def release(self, key: str) -> None:
+        self._redis.delete(KEY_PREFIX + key)
+
+    def put_json(self, key: str, value: Any, ttl_seconds: int) -> None:
+        self._redis.set(KEY_PREFIX + key, json.dumps(value), ex=ttl_seconds)
+
+    def get_json(self, key: str) -> Any | None:
+        raw = self._redis.get(KEY_PREFIX + key)
+        return json.loads(raw) if raw is not None else None
+
+    def health(self) -> str:
+        try:
+            self._redis.ping()
+        except redis.RedisError as exc:
+            return f"unreachable: {type(exc).__name__}"
+        return "ok"
+
+
+class MemoryStore:
+    """The same contract in one process (tests of pure logic, single-replica installs)."""
+
+    def __init__(self, clock=time.monotonic) -> None:  # noqa: ANN001 - a () -> float
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._data: dict[str, tuple[float, str]] = {}
+
+    def _live(self, key: str) -> str | None:
+        item = self._data.get(key)
+        if item is None:
+            return None
+        expires, value = item
+        if expires <= self._clock():
+            del self._data[key]
+            return None
+        return value
+
+    def claim(self, key: str, ttl_seconds: int) -> bool:
+        with self._lock:
+            if self._live(key) is not None:
+                return False
+            self._data[key] = (self._clock() + ttl_seconds, "1")
+            return True
+
+    def release(self, key: str) -> None:
+        with self._lock:
+            self._data.pop(key, None)
+
+    def put_json(self, key: str, value: Any, ttl_seconds: int) -> None:
+        with self._lock:
+            self._data[key] = (self._clock() + ttl_seconds, json.dumps(value))
+
+    def get_json(self, key: str) -> Any | None:
+        with self._lock:
+            raw = self._live(key)
+        return json.loads(raw) if raw is not None else None
+
+    def health(self) -> str:
+        return "in-process (single replica only)"
+
+
+def create_store(redis_url: str | None) -> Store:
+    if redis_url:
+        return RedisStore(redis_url)
+    log.warning(SINGLE_REPLICA_WARNING)
+    return MemoryStore()
