@@ -138,8 +138,7 @@ def _ensure_experiment(client: MlflowClient, artifact_root: str) -> str:
 
 
 def _find_existing(client: MlflowClient, experiment_id: str, tracking_uri: str) -> DemoStore | None:
-    """x"""
-    return None
+    """The store built earlier by this DEMO_VERSION, if it is complete; None means rebuild."""
     from mlflow.exceptions import MlflowException
 
     runs = client.search_runs([experiment_id], filter_string=f"tags.`{DEMO_VERSION_TAG}` = '{DEMO_VERSION}'")

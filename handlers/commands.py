@@ -22,12 +22,12 @@ def register(app: App, services: Services) -> None:
         try:
             parsed = parse_command(command.get("text", ""))
         except BadReference as exc:
-            ack(text=exc.user_message())
+            ack(text=exc.user_message(), response_type="ephemeral")
             return
         if isinstance(parsed, HelpCommand):
-            ack(text=USAGE)
+            ack(text=USAGE, response_type="ephemeral")
             return
-        ack(text=build_ack_text(parsed.ref, publisher.target_channel(command["channel_id"])))
+        ack(text=build_ack_text(parsed.ref, publisher.target_channel(command["channel_id"])), response_type="ephemeral")
 
     def post_review(command: dict[str, Any], respond: Respond) -> None:
         try:

@@ -29,6 +29,7 @@ Typical use::
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import email.parser
 import email.policy
@@ -85,9 +86,22 @@ PRIVATE_METADATA_MAX = 3_000
 CONVERSATIONS_HISTORY_LIMIT_MAX = 999
 RESPONSE_URL_MAX_USES = 5
 TRIGGER_ID_TTL_SECONDS = 3.0
+SOCKET_MODE_CLOSE_TIMEOUT = 0.25  # the sdk's built-in client never echoes a close frame
 
 KNOWN_BLOCK_TYPES = frozenset(
-    {"section", "header", "divider", "context", "actions", "image", "rich_text", "markdown", "input", "file", "video"}
+    {
+        "section",
+        "header",
+        "divider",
+        "context",
+        "actions",
+        "image",
+        "rich_text",
+        "markdown",
+        "input",
+        "file",
+        "video",
+    }
 )
 TEXT_OBJECT_TYPES = frozenset({"plain_text", "mrkdwn"})
 BUTTON_STYLES = frozenset({"primary", "danger"})
@@ -356,7 +370,9 @@ class _BlockValidator:
         kind = element["type"]
         self.max_len(f"{pointer}/action_id", element.get("action_id"), ACTION_ID_MAX)
         if element.get("placeholder") is not None:
-            self.text_object(f"{pointer}/placeholder", element["placeholder"], PLACEHOLDER_MAX, plain_only=True)
+            self.text_object(
+                f"{pointer}/placeholder", element["placeholder"], PLACEHOLDER_MAX, plain_only=True
+            )
         if kind == "button":
             self.text_object(f"{pointer}/text", element.get("text"), BUTTON_TEXT_MAX, plain_only=True)
             self.max_len(f"{pointer}/value", element.get("value"), BUTTON_VALUE_MAX)
@@ -571,7 +587,8 @@ class SlackTestServer:
         """Forget calls, messages, files, views, responses and injected faults; keep channels and users."""
         with self._lock:
             self.calls.clear()
-            self.messages = {channel_id: [] for channel_id in self.channels}
+            self.messages.clear()
+            self.messages.update({channel_id: [] for channel_id in self.channels})
             self.ephemerals.clear()
             self.files.clear()
             self.views.clear()
@@ -591,7 +608,9 @@ class SlackTestServer:
             self.channels[channel_id] = Channel(id=channel_id, name=name.lstrip("#"), is_member=is_member)
             self.messages.setdefault(channel_id, [])
 
-    def add_user(self, user_id: str, name: str, real_name: str = "", email: str = "", tz: str = "UTC") -> None:
+    def add_user(
+        self, user_id: str, name: str, real_name: str = "", email: str = "", tz: str = "UTC"
+    ) -> None:
         with self._lock:
             self.users[user_id] = {
                 "id": user_id,
@@ -717,7 +736,9 @@ class SlackTestServer:
 
     # -- fault injection -------------------------------------------------------------------------------
 
-    def fail_next(self, method: str, error: str = "ratelimited", times: int = 1, retry_after: int = 1) -> None:
+    def fail_next(
+        self, method: str, error: str = "ratelimited", times: int = 1, retry_after: int = 1
+    ) -> None:
         with self._lock:
             self._faults.setdefault(method, []).extend(_Fault(error, retry_after) for _ in range(times))
 
@@ -754,11 +775,14 @@ class SlackTestServer:
     def handle_api(
         self, method: str, args: dict[str, Any], headers: dict[str, str], token: str
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
-        """Answer one Web API call: (HTTP status, JSON body, extra headers). Records the call."""
+        """Answer one Web API call: (HTTP status, JSON body, extra headers).
+
+        The call is appended to ``calls`` once it has been processed (before the answer goes out), so a
+        ``wait_for`` that returns a call also sees its effects (stored message, file, ...).
+        """
         call = Call(method=method, args=args, headers=headers, token=token, at=time.time())
         extra_headers: dict[str, str] = {}
         with self._lock:
-            self.calls.append(call)
             delay = self._delays.get(method, 0.0)
             queued = self._faults.get(method)
             fault = queued.pop(0) if queued else None
@@ -777,6 +801,8 @@ class SlackTestServer:
                 body, status = exc.body(), exc.status
         call.response = body
         call.status = status
+        with self._lock:
+            bisect.insort(self.calls, call, key=lambda c: c.at)  # "in order received"
         return status, body, extra_headers
 
     def _dispatch(self, method: str, args: dict[str, Any], token: str) -> dict[str, Any]:
@@ -803,7 +829,9 @@ class SlackTestServer:
         if channel in self.users:  # posting to a user id opens (or reuses) the DM with that user
             dm_id = "D" + channel[1:]
             if dm_id not in self.channels:
-                self.channels[dm_id] = Channel(id=dm_id, name=channel, is_member=True, is_im=True, user=channel)
+                self.channels[dm_id] = Channel(
+                    id=dm_id, name=channel, is_member=True, is_im=True, user=channel
+                )
                 self.messages.setdefault(dm_id, [])
             return self.channels[dm_id]
         name = channel.lstrip("#")
@@ -978,7 +1006,13 @@ class SlackTestServer:
             message["metadata"] = args["metadata"]
         message["edited"] = {"user": self.bot_user_id, "ts": self._next_ts()}
         rendered = self._render(message)
-        return {"ok": True, "channel": channel.id, "ts": message["ts"], "text": message["text"], "message": rendered}
+        return {
+            "ok": True,
+            "channel": channel.id,
+            "ts": message["ts"],
+            "text": message["text"],
+            "message": rendered,
+        }
 
     def _chat_get_permalink(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._resolve_channel(args.get("channel"))
@@ -1194,8 +1228,8 @@ class SlackTestServer:
             channel_ids.extend(c for c in str(args["channels"]).split(",") if c)
         channels = [self._member_channel(c) for c in channel_ids]
         thread_ts = args.get("thread_ts") or None
-        if thread_ts is not None and not channels:
-            raise SlackApiError("invalid_arguments", ["[ERROR] thread_ts requires channel_id"])
+        if thread_ts is not None and len(channels) != 1:
+            raise SlackApiError("invalid_arguments", ["[ERROR] thread_ts requires exactly one channel"])
         for channel in channels:
             if thread_ts is not None and self._find_message(channel.id, thread_ts) is None:
                 raise SlackApiError("thread_not_found")
@@ -1373,7 +1407,9 @@ class _Handler(BaseHTTPRequestHandler):
         headers.update(extra or {})
         self._send(status, json.dumps(body).encode("utf-8"), "application/json; charset=utf-8", headers)
 
-    def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -1413,10 +1449,12 @@ class SocketModeTestServer:
             compression=None,
             ping_interval=5,
             ping_timeout=20,
-            close_timeout=1,
+            close_timeout=SOCKET_MODE_CLOSE_TIMEOUT,
         )
         self.port = self._server.socket.getsockname()[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="socket-mode-test", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="socket-mode-test", daemon=True
+        )
         self._thread.start()
         self.new_url()
         return self
@@ -1430,13 +1468,8 @@ class SocketModeTestServer:
         return self.url
 
     def stop(self) -> None:
-        with self._cond:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(Exception):
-                connection.close()
         if self._server is not None:
-            self._server.shutdown()
+            self._server.shutdown()  # closes open connections (1001 going away) and joins their handlers
             self._server = None
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -1515,7 +1548,9 @@ class SocketModeTestServer:
             with contextlib.suppress(ConnectionClosed):
                 connection.send(data)
 
-    def send_envelope(self, type: str, payload: dict[str, Any], accepts_response_payload: bool = False) -> str:
+    def send_envelope(
+        self, type: str, payload: dict[str, Any], accepts_response_payload: bool = False
+    ) -> str:
         """Send an envelope to every connected client (waiting up to 15 s for one); returns its id."""
         self.wait_connected()
         envelope_id = str(uuid.uuid4())

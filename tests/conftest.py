@@ -1,0 +1,184 @@
+"""The real stack for scenario tests: an MLflow tracking server, Redis, the Slack test server, and
+`review-bot serve` itself, each a real process or server on a free local port."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests import support
+from tests.mlflow_runs import RunFactory
+from tests.slack_api_server import SlackTestServer
+
+REDIS_HELP = (
+    "The tests need a Redis server: set REDIS_URL=redis://host:port/db to use one, "
+    "or install redis-server (Debian: apt-get install redis-server) so the tests start their own."
+)
+
+
+@pytest.fixture(scope="session")
+def workdir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="review-bot-tests-"))
+    yield path
+    if not os.environ.get("KEEP_TEST_DIR"):  # set it to read the bot's and MLflow's logs after a run
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_url(workdir: Path) -> Iterator[str]:
+    if os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+        return
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.fail(REDIS_HELP, pytrace=False)
+    port = support.free_port()
+    proc = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    import redis
+
+    client = redis.Redis(port=port)
+    support.wait_until(lambda: bool(client.ping()), 15, "redis-server")
+    yield f"redis://127.0.0.1:{port}/0"
+    support.stop_process(proc)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(workdir: Path) -> Iterator[str]:
+    """`mlflow server` with a sqlite backend and proxied artifacts, as a team would run it."""
+    port = support.free_port()
+    root = workdir / "mlflow"
+    root.mkdir()
+    mlflow_bin = Path(os.environ.get("VIRTUAL_ENV", Path(__file__).parents[1] / ".venv")) / "bin" / "mlflow"
+    log = (workdir / "mlflow-server.log").open("w")
+    proc = subprocess.Popen(
+        [
+            str(mlflow_bin) if mlflow_bin.exists() else "mlflow",
+            "server",
+            "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination", str(root / "artifacts"),
+            "--host", "127.0.0.1",
+            "--port", str(port),
+            "--workers", "2",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=root,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"mlflow server exited:\n{(workdir / 'mlflow-server.log').read_text()}")
+        return requests.get(f"{url}/health", timeout=2).status_code == 200
+
+    support.wait_until(up, 120, "mlflow server")
+    yield url
+    support.stop_process(proc)
+
+
+@pytest.fixture(scope="session")
+def runs(mlflow_server: str) -> RunFactory:
+    return RunFactory(mlflow_server)
+
+
+@pytest.fixture(scope="session")
+def slack() -> Iterator[SlackTestServer]:
+    server = SlackTestServer(bot_token=support.BOT_TOKEN, app_token=support.APP_TOKEN, team_id=support.TEAM_ID).start()
+    server.add_channel(support.REVIEW_CHANNEL, "model-review")
+    server.add_channel(support.DEV_CHANNEL, "ml-dev")
+    server.add_channel(support.NOBOT_CHANNEL, "random", is_member=False)
+    server.add_user(support.ANA, "ana.lopez", "Ana Lopez", "ana.lopez@example.com", "Europe/Madrid")
+    server.add_user(support.BO, "bo", "Bo Chen", "bo.chen@example.com", "America/New_York")
+    yield server
+    server.stop()
+
+
+class BotFactory:
+    """Starts `review-bot serve` processes; one per distinct set of settings, reused across tests."""
+
+    def __init__(self, workdir: Path, base_env: dict[str, str]) -> None:
+        self.workdir = workdir
+        self.base_env = base_env
+        self._bots: dict[tuple, support.BotProcess] = {}
+
+    def get(self, **overrides: str) -> support.BotProcess:
+        env = {**self.base_env, **overrides}
+        env = {k: v for k, v in env.items() if v is not None}
+        key = tuple(sorted(env.items()))
+        if key not in self._bots:
+            bot_dir = self.workdir / f"bot-{len(self._bots)}"
+            bot_dir.mkdir()
+            self._bots[key] = support.start_bot(env, bot_dir / "bot.log")
+        return self._bots[key]
+
+    def stop_all(self) -> None:
+        for bot in self._bots.values():
+            support.stop_process(bot.proc)
+
+
+@pytest.fixture(scope="session")
+def bots(workdir: Path, mlflow_server: str, redis_url: str, slack: SlackTestServer) -> Iterator[BotFactory]:
+    factory = BotFactory(
+        workdir,
+        {
+            "SLACK_BOT_TOKEN": support.BOT_TOKEN,
+            "SLACK_SIGNING_SECRET": support.SIGNING_SECRET,
+            "SLACK_API_URL": slack.api_url,
+            "MLFLOW_TRACKING_URI": mlflow_server,
+            "REDIS_URL": redis_url,
+            "REVIEW_CHANNEL": support.REVIEW_CHANNEL,
+            "REVIEW_KEY_METRICS": "val_auc,val_loss",
+            "LOG_LEVEL": "INFO",
+        },
+    )
+    yield factory
+    factory.stop_all()
+
+
+@pytest.fixture(scope="session")
+def bot(bots: BotFactory) -> support.BotProcess:
+    """The bot as most teams run it: HTTP mode, a review channel, Redis."""
+    return bots.get()
+
+
+@pytest.fixture
+def response_url(slack: SlackTestServer) -> str:
+    return slack.new_response_url()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Fast unit tests first: a broken builder shows up before the stack starts.
+    items.sort(key=lambda item: 0 if "/unit/" in str(item.fspath) else 1)
+
+
+@pytest.fixture
+def eventually():
+    def wait(check, timeout: float = 20.0, what: str = "condition"):  # noqa: ANN001, ANN202
+        deadline = time.monotonic() + timeout
+        last_error: Exception | None = None
+        while time.monotonic() < deadline:
+            try:
+                result = check()
+            except (AssertionError, LookupError) as exc:  # not there yet: an empty list, a missing key
+                last_error = exc
+            else:
+                if result is not False:
+                    return result
+            time.sleep(0.1)
+        if last_error:
+            raise last_error
+        raise AssertionError(f"timed out waiting for {what}")
+
+    return wait

@@ -1,0 +1,59 @@
+"""Small queries over what the Slack test server received, shared by scenario tests."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+from matplotlib.figure import Figure
+
+from tests.slack_api_server import SlackTestServer
+
+
+def png_bytes(width: int = 4, height: int = 3, label: str = "") -> bytes:
+    fig = Figure(figsize=(width, height), dpi=50)
+    ax = fig.add_subplot()
+    ax.plot([0, 1, 2], [0, 1, 0])
+    ax.set_title(label)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def cards_for(slack: SlackTestServer, run_id: str, channel: str | None = None) -> list[dict[str, Any]]:
+    found = []
+    for ch, messages in list(slack.messages.items()):
+        if channel and ch != channel:
+            continue
+        for m in list(messages):
+            meta = m.get("metadata") or {}
+            if meta.get("event_payload", {}).get("run_id") == run_id:
+                found.append({**m, "channel": ch})
+    return found
+
+
+def responses_to(slack: SlackTestServer, url: str) -> list[dict[str, Any]]:
+    return [r for r in list(slack.responses) if r.get("_url") == url]
+
+
+def response_texts(slack: SlackTestServer, url: str) -> list[str]:
+    return [r.get("text", "") for r in responses_to(slack, url)]
+
+
+def blocks_text(message: dict[str, Any]) -> str:
+    """Everything a person could read in a message's blocks, as one string."""
+    return json.dumps(message.get("blocks") or [], ensure_ascii=False)
+
+
+def action_ids(message: dict[str, Any]) -> list[str]:
+    return [
+        element.get("action_id")
+        for block in message.get("blocks") or []
+        if block.get("type") == "actions"
+        for element in block.get("elements", [])
+    ]
+
+
+def uploads_in_thread(slack: SlackTestServer, channel: str, ts: str) -> list[Any]:
+    return [f for f in list(slack.files.values()) if f.completed and f.channel == channel and f.thread_ts == ts]

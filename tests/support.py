@@ -1,0 +1,155 @@
+"""Helpers for the scenario tests: processes, ports, signed Slack requests, MLflow runs."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import requests
+
+SIGNING_SECRET = "test-signing-secret-0123456789"
+BOT_TOKEN = "xoxb-test-token"
+APP_TOKEN = "xapp-test-token"
+TEAM_ID = "T0TEST"
+REVIEW_CHANNEL = "C0REVIEW"
+DEV_CHANNEL = "C0DEV"
+NOBOT_CHANNEL = "C0NOBOT"
+ANA = "U0ANA"
+BO = "U0BO"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except (requests.RequestException, OSError):
+            pass
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def sign(body: str, timestamp: int, secret: str = SIGNING_SECRET) -> str:
+    base = f"v0:{timestamp}:{body}".encode()
+    return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+@dataclass
+class BotProcess:
+    """`review-bot serve` running as a subprocess, as it would in production."""
+
+    url: str
+    proc: subprocess.Popen
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def post_signed(
+        self, body: str, content_type: str, *, timestamp: int | None = None, secret: str = SIGNING_SECRET,
+        headers: dict[str, str] | None = None, signed: bool = True,
+    ) -> requests.Response:
+        ts = int(time.time()) if timestamp is None else timestamp
+        all_headers = {"Content-Type": content_type, "X-Slack-Request-Timestamp": str(ts)}
+        if signed:
+            all_headers["X-Slack-Signature"] = sign(body, ts, secret)
+        all_headers.update(headers or {})
+        return requests.post(f"{self.url}/slack/events", data=body.encode(), headers=all_headers, timeout=10)
+
+    def command(
+        self, text: str, response_url: str, *, user: str = ANA, channel: str = DEV_CHANNEL, **kwargs: Any
+    ) -> requests.Response:
+        form = {
+            "token": "deprecated-verification-token",
+            "team_id": TEAM_ID,
+            "team_domain": "test",
+            "channel_id": channel,
+            "channel_name": "dev",
+            "user_id": user,
+            "user_name": user.lower(),
+            "command": "/review",
+            "text": text,
+            "api_app_id": "A0TEST",
+            "is_enterprise_install": "false",
+            "response_url": response_url,
+            "trigger_id": f"{uuid.uuid4().int % 10**12}.{uuid.uuid4().int % 10**12}.abc",
+        }
+        return self.post_signed(urlencode(form), "application/x-www-form-urlencoded", **kwargs)
+
+    def block_action(
+        self, action_id: str, value: str, response_url: str, *, message: dict, channel: str, user: str = BO, **kwargs: Any
+    ) -> requests.Response:
+        payload = {
+            "type": "block_actions",
+            "team": {"id": TEAM_ID, "domain": "test"},
+            "user": {"id": user, "username": user.lower(), "team_id": TEAM_ID},
+            "api_app_id": "A0TEST",
+            "token": "deprecated-verification-token",
+            "container": {"type": "message", "message_ts": message["ts"], "channel_id": channel, "is_ephemeral": False},
+            "trigger_id": f"{uuid.uuid4().int % 10**12}.abc",
+            "channel": {"id": channel, "name": "review"},
+            "message": message,
+            "response_url": response_url,
+            "actions": [
+                {
+                    "action_id": action_id,
+                    "block_id": "review_actions",
+                    "text": {"type": "plain_text", "text": action_id},
+                    "value": value,
+                    "type": "button",
+                    "action_ts": f"{time.time():.6f}",
+                }
+            ],
+        }
+        return self.post_signed(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded", **kwargs)
+
+
+def start_bot(env: dict[str, str], log_path: Path, timeout: float = 60) -> BotProcess:
+    port = free_port()
+    full_env = {**os.environ, **env, "PORT": str(port), "PYTHONUNBUFFERED": "1"}
+    log_file = log_path.open("w")
+    review_bot = Path(os.environ.get("VIRTUAL_ENV", Path(__file__).parents[1] / ".venv")) / "bin" / "review-bot"
+    command = [str(review_bot), "serve"] if review_bot.exists() else ["python", "-m", "bot", "serve"]
+    proc = subprocess.Popen(command, env=full_env, stdout=log_file, stderr=subprocess.STDOUT, cwd=log_path.parent)
+    bot = BotProcess(url=f"http://127.0.0.1:{port}", proc=proc, log_path=log_path, env=env)
+
+    def healthy() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"review-bot exited with {proc.returncode}:\n{bot.log()}")
+        return requests.get(f"{bot.url}/healthz", timeout=2).status_code == 200
+
+    wait_until(healthy, timeout, "review-bot /healthz")
+    return bot
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex
