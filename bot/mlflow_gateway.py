@@ -145,12 +145,20 @@ class MlflowGateway:
         versions = self._call(
             "model registry", lambda: self._client.search_model_versions(f"run_id = '{run_id}'")
         )
+        # search_model_versions leaves aliases out; the registered model has them (one call per model).
+        aliases: dict[str, dict[str, list[str]]] = {}
+        for name in {mv.name for mv in versions}:
+            model = self._call(f"model `{name}`", lambda name=name: self._client.get_registered_model(name))
+            by_version: dict[str, list[str]] = {}
+            for alias, version in (getattr(model, "aliases", None) or {}).items():
+                by_version.setdefault(str(version), []).append(alias)
+            aliases[name] = by_version
         return sorted(
             (
                 ModelVersionRef(
                     name=mv.name,
                     version=str(mv.version),
-                    aliases=list(getattr(mv, "aliases", []) or []),
+                    aliases=sorted(aliases.get(mv.name, {}).get(str(mv.version), [])),
                     stage=mv.current_stage or "",
                 )
                 for mv in versions

@@ -174,7 +174,7 @@ def eventually():
             except (AssertionError, LookupError) as exc:  # not there yet: an empty list, a missing key
                 last_error = exc
             else:
-                if result is not False:
+                if result:  # None, False and empty collections mean "not yet"
                     return result
             time.sleep(0.1)
         if last_error:

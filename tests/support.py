@@ -27,6 +27,7 @@ DEV_CHANNEL = "C0DEV"
 NOBOT_CHANNEL = "C0NOBOT"
 ANA = "U0ANA"
 BO = "U0BO"
+CAROL = "U0CAROL"
 
 
 def free_port() -> int:

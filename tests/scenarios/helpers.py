@@ -57,3 +57,8 @@ def action_ids(message: dict[str, Any]) -> list[str]:
 
 def uploads_in_thread(slack: SlackTestServer, channel: str, ts: str) -> list[Any]:
     return [f for f in list(slack.files.values()) if f.completed and f.channel == channel and f.thread_ts == ts]
+
+
+def posts_mentioning(slack: SlackTestServer, user: str) -> list[Any]:
+    """chat.postMessage calls whose content names the user (a card shows who requested it)."""
+    return [c for c in slack.calls_to("chat.postMessage") if f"<@{user}>" in json.dumps(c.args)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -15,6 +16,7 @@ from tests.scenarios.helpers import (
     blocks_text,
     cards_for,
     png_bytes,
+    posts_mentioning,
     response_texts,
     uploads_in_thread,
 )
@@ -83,7 +85,7 @@ def test_review_posts_card_to_review_channel_with_thread(bot, slack, full_run, r
     thread_texts = " ".join(m.get("text", "") for m in slack.thread(card["channel"], card["ts"]))
     assert "huge_plot.png" in thread_texts  # named as skipped, not silently dropped
 
-    posted = eventually(lambda: [t for t in response_texts(slack, response_url) if "posted" in t][0])
+    posted = eventually(lambda: [t for t in response_texts(slack, response_url) if "Review card posted" in t][0])
     assert "https://test.slack.com/archives/" in posted
 
 
@@ -127,11 +129,12 @@ def test_model_version_and_alias_resolve_to_source_run(bot, slack, runs, respons
 
 @pytest.mark.parametrize("text", ["", "help", "  HELP  "])
 def test_usage_is_ephemeral_and_posts_nothing(bot, slack, response_url, text) -> None:
-    before = len(slack.calls_to("chat.postMessage"))
-    reply = bot.command(text, response_url, user=support.BO)
+    reply = bot.command(text, response_url, user=support.CAROL)
     assert reply.status_code == 200
-    assert reply.json()["text"] == USAGE
-    assert len(slack.calls_to("chat.postMessage")) == before
+    assert reply.json() == {"response_type": "ephemeral", "text": USAGE}
+    time.sleep(0.5)  # a wrong post would come from the lazy listener, right after the ack
+    assert not posts_mentioning(slack, support.CAROL)
+    assert response_texts(slack, response_url) == []
 
 
 @pytest.mark.parametrize(
@@ -145,10 +148,10 @@ def test_usage_is_ephemeral_and_posts_nothing(bot, slack, response_url, text) ->
     ],
 )
 def test_malformed_reference_answered_in_the_ack(bot, slack, response_url, text, expected) -> None:
-    before = len(slack.calls_to("chat.postMessage"))
-    reply = bot.command(text, response_url)
+    reply = bot.command(text, response_url, user=support.CAROL)
     assert expected in reply.json()["text"]
-    assert len(slack.calls_to("chat.postMessage")) == before
+    time.sleep(0.5)
+    assert not posts_mentioning(slack, support.CAROL)
 
 
 def test_unknown_run_is_named_and_nothing_posted(bot, slack, response_url, eventually) -> None:
@@ -174,24 +177,23 @@ def test_deleted_run_is_named_and_nothing_posted(bot, slack, runs, response_url,
 )
 def test_unknown_model_or_alias_is_named(bot, slack, runs, response_url, eventually, ref, named) -> None:
     runs.register("fraud-clf", runs.make_run("for-registry"))
-    before = len(slack.calls_to("chat.postMessage"))
-    bot.command(ref, response_url)
+    bot.command(ref, response_url, user=support.CAROL)
     text = eventually(lambda: response_texts(slack, response_url)[0])
     assert named in text and "MLflow has no" in text
-    assert len(slack.calls_to("chat.postMessage")) == before
+    assert not posts_mentioning(slack, support.CAROL)
 
 
 def test_untrusted_text_from_mlflow_pings_no_one_and_links_nowhere(bot, slack, runs, response_url, eventually) -> None:
     run_id = runs.make_run(
         "<!channel>",
-        params={"<@U0ANA>": "<!here>"},
+        params={"mention": "<!here> <@U0EVE>"},
         note="Ping <!channel> and <https://evil.example|click> me",
         tags={"mlflow.user": "<!everyone>"},
     )
     bot.command(run_id, response_url)
     card = eventually(lambda: cards_for(slack, run_id)[0])
     everything = json.dumps(card)
-    for dangerous in ("<!channel>", "<!here>", "<!everyone>", "<@U0ANA>", "<https://evil.example"):
+    for dangerous in ("<!channel>", "<!here>", "<!everyone>", "<@U0EVE>", "<https://evil.example"):
         assert dangerous not in everything.replace(card["blocks"][0]["text"]["text"], "")
     assert "&lt;https://evil.example|click&gt;" in blocks_text(card)
     assert card["blocks"][0]["text"]["type"] == "plain_text"  # header shows the name literally
@@ -221,7 +223,7 @@ def test_double_submission_posts_one_card(bot, slack, runs, response_url, eventu
     first = bot.command(run_id, response_url)
     second = bot.command(run_id, response_url)
     assert ACK_DUPLICATE in (first.json()["text"], second.json()["text"])
-    eventually(lambda: [t for t in response_texts(slack, response_url) if "posted" in t])
+    eventually(lambda: [t for t in response_texts(slack, response_url) if "Review card posted" in t])
     assert len(cards_for(slack, run_id)) == 1
 
 
