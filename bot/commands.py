@@ -14,6 +14,8 @@ RUN_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 _URL_RUN_RE = re.compile(r"/runs/([0-9a-fA-F]{32})(?:[/?#]|$)")
 _RUNS_URI_RE = re.compile(r"^runs:/([^/]+)(?:/.*)?$")
 _MODELS_URI_RE = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>[^/@]+)|@(?P<alias>[^/@]+))/?$")
+# Names echoed back in messages must not be able to format, mention or link.
+_UNSAFE_NAME_RE = re.compile(r"[<>&`\n\r]")
 # Slack wraps links in command text as <url> or <url|label> when "escape links" is on.
 _SLACK_LINK_RE = re.compile(r"^<([^|>]+)(?:\|[^>]*)?>$")
 
@@ -64,6 +66,11 @@ def parse_ref(raw: str) -> RunRef:
             return RunRef(kind=RefKind.RUN, raw=raw, run_id=match.group(1).lower())
     elif text.startswith("models:/"):
         match = _MODELS_URI_RE.match(text)
+        if match and _UNSAFE_NAME_RE.search(unquote(match.group("name"))):
+            raise BadReference(
+                f":thinking_face: `{_shown(raw)}` has characters no registered model name uses here "
+                "(`<`, `>`, `&`, backticks or line breaks). Copy the name from the MLflow model registry."
+            )
         if match and match.group("alias"):
             return RunRef(
                 kind=RefKind.MODEL_ALIAS, raw=raw, model_name=unquote(match.group("name")), alias=match.group("alias")

@@ -22,7 +22,12 @@ class RedactSecrets(logging.Filter):
         return text
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            # A malformed logging call must not raise into the code that logged (logging itself never
+            # does): keep the format and its arguments, redacted like everything else.
+            message = f"{record.msg!s} {record.args!r}"
         redacted = self.redact(message)
         if record.exc_info and record.exc_info[1] is not None:
             # Render the traceback now so it is redacted too.

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import quote
 
+import requests
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -42,6 +43,7 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif")
 MAX_ARTIFACT_DEPTH = 3
 SKIP_ARTIFACT_DIRS = frozenset({"model", "models", "checkpoints"})
 HISTORY_FETCH_THREADS = 8
+HEALTH_TIMEOUT_SECONDS = 2
 
 _NOT_FOUND_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"})
 
@@ -87,8 +89,14 @@ class MlflowGateway:
     # --- reads -----------------------------------------------------------------------------------
 
     def health(self) -> str:
+        """"ok" or why not, within HEALTH_TIMEOUT_SECONDS whatever state MLflow is in."""
         try:
-            self._client.search_experiments(max_results=1)
+            if self.tracking_uri.startswith(("http://", "https://")):
+                # The server's own health endpoint: one quick request, no client retries.
+                response = requests.get(f"{self.tracking_uri.rstrip('/')}/health", timeout=HEALTH_TIMEOUT_SECONDS)
+                response.raise_for_status()
+            else:
+                self._client.search_experiments(max_results=1)
         except Exception as exc:  # noqa: BLE001 - health reports any failure as text
             return f"unreachable: {_short(exc)}"
         return "ok"

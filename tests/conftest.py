@@ -118,8 +118,7 @@ class BotFactory:
         env = {k: v for k, v in env.items() if v is not None}
         key = tuple(sorted(env.items()))
         if key not in self._bots:
-            bot_dir = self.workdir / f"bot-{len(self._bots)}"
-            bot_dir.mkdir()
+            bot_dir = Path(tempfile.mkdtemp(prefix="bot-", dir=self.workdir))
             self._bots[key] = support.start_bot(env, bot_dir / "bot.log")
         return self._bots[key]
 

@@ -194,6 +194,7 @@ class SlackApiError(Exception):
 class _Fault:
     error: str
     retry_after: int
+    when: Callable[[dict[str, Any]], bool] | None = None  # only calls whose args match
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -737,10 +738,16 @@ class SlackTestServer:
     # -- fault injection -------------------------------------------------------------------------------
 
     def fail_next(
-        self, method: str, error: str = "ratelimited", times: int = 1, retry_after: int = 1
+        self,
+        method: str,
+        error: str = "ratelimited",
+        times: int = 1,
+        retry_after: int = 1,
+        when: Callable[[dict[str, Any]], bool] | None = None,
     ) -> None:
+        """Answer the next `times` calls to `method` (whose args satisfy `when`, if given) with `error`."""
         with self._lock:
-            self._faults.setdefault(method, []).extend(_Fault(error, retry_after) for _ in range(times))
+            self._faults.setdefault(method, []).extend(_Fault(error, retry_after, when) for _ in range(times))
 
     def delay(self, method: str, seconds: float) -> None:
         with self._lock:
@@ -785,7 +792,11 @@ class SlackTestServer:
         with self._lock:
             delay = self._delays.get(method, 0.0)
             queued = self._faults.get(method)
-            fault = queued.pop(0) if queued else None
+            fault = None
+            for index, candidate in enumerate(queued or []):
+                if candidate.when is None or candidate.when(args):
+                    fault = queued.pop(index)
+                    break
         if delay:
             time.sleep(delay)
         status = 200

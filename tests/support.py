@@ -146,7 +146,7 @@ def start_bot(env: dict[str, str], log_path: Path, timeout: float = 60) -> BotPr
     def healthy() -> bool:
         if proc.poll() is not None:
             raise AssertionError(f"review-bot exited with {proc.returncode}:\n{bot.log()}")
-        return requests.get(f"{bot.url}/healthz", timeout=2).status_code == 200
+        return requests.get(f"{bot.url}/healthz", timeout=5).status_code == 200
 
     wait_until(healthy, timeout, "review-bot /healthz")
     return bot

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -43,6 +43,8 @@ OPEN_LABEL = "Open in MLflow"
 NOTE_CONTINUED = "_…the note continues in the thread._"
 NO_NOTE = "_No notes on this run. Add them in the MLflow UI (the run's Description) for reviewers._"
 MORE_IN_THREAD = "_…and {n} more in the thread._"
+METRICS_TITLE = "*Metrics*"
+PARAMS_TITLE = "*Params*"
 
 
 @dataclass(frozen=True)
@@ -61,11 +63,27 @@ def ordered_metrics(metrics: dict[str, float], key_metrics: list[str]) -> list[s
 
 
 def plan_card(summary: RunSummary, key_metrics: list[str]) -> CardLayout:
+    metrics = ordered_metrics(summary.metrics, key_metrics)[:CARD_METRICS]
+    params = sorted(summary.params)[:CARD_PARAMS]
+    # Long names can overflow a section before the count cap does: keep only whole lines that fit with
+    # the "…and N more" line, so whatever is cut is counted and lands in the thread.
+    metric_lines = [_metric_line(summary, k) for k in metrics]
+    param_lines = [_param_line(summary, k) for k in params]
     return CardLayout(
-        metrics=ordered_metrics(summary.metrics, key_metrics)[:CARD_METRICS],
-        params=sorted(summary.params)[:CARD_PARAMS],
+        metrics=metrics[: _lines_that_fit(METRICS_TITLE, metric_lines, len(summary.metrics))],
+        params=params[: _lines_that_fit(PARAMS_TITLE, param_lines, len(summary.params))],
         note_chunks=split_mrkdwn(markdown_to_mrkdwn(summary.note), limits.SECTION_BUDGET) if summary.note else [],
     )
+
+
+def _lines_that_fit(title: str, lines: list[str], total: int) -> int:
+    """How many of `lines` fit in one section together with the title and the "…and N more" line."""
+    for count in range(len(lines), 0, -1):
+        hidden = total - count
+        tail = [MORE_IN_THREAD.format(n=hidden)] if hidden else []
+        if len("\n".join([title, *lines[:count], *tail])) <= limits.SECTION_TEXT:
+            return count
+    return 0
 
 
 def format_value(value: float) -> str:
@@ -89,7 +107,7 @@ def format_time(moment: datetime | None) -> str:
     """A time every reader sees in their own timezone, with a UTC fallback."""
     if moment is None:
         return "not started"
-    fallback = moment.strftime("%Y-%m-%d %H:%M UTC")
+    fallback = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
 
 
@@ -168,22 +186,30 @@ def _fields(summary: RunSummary, requested_by: str) -> list[str]:
 
 def _metrics_text(summary: RunSummary, layout: CardLayout) -> str:
     if not summary.metrics:
-        return "*Metrics*\n_No metrics logged._"
-    lines = [f"• *{escape(k)}*: `{format_value(summary.metrics[k])}`" for k in layout.metrics]
+        return METRICS_TITLE + "\n_No metrics logged._"
+    lines = [_metric_line(summary, k) for k in layout.metrics]
     hidden = len(summary.metrics) - len(layout.metrics)
     if hidden:
         lines.append(MORE_IN_THREAD.format(n=hidden))
-    return _section("*Metrics*", lines)
+    return _section(METRICS_TITLE, lines)
+
+
+def _metric_line(summary: RunSummary, key: str) -> str:
+    return f"• *{escape(key)}*: `{format_value(summary.metrics[key])}`"
 
 
 def _params_text(summary: RunSummary, layout: CardLayout) -> str:
     if not summary.params:
-        return "*Params*\n_No params logged._"
-    lines = [f"• {escape(k)} = `{truncate(escape(summary.params[k]), PARAM_VALUE_CHARS)}`" for k in layout.params]
+        return PARAMS_TITLE + "\n_No params logged._"
+    lines = [_param_line(summary, k) for k in layout.params]
     hidden = len(summary.params) - len(layout.params)
     if hidden:
         lines.append(MORE_IN_THREAD.format(n=hidden))
-    return _section("*Params*", lines)
+    return _section(PARAMS_TITLE, lines)
+
+
+def _param_line(summary: RunSummary, key: str) -> str:
+    return f"• {escape(key)} = `{truncate(escape(summary.params[key]), PARAM_VALUE_CHARS)}`"
 
 
 def _datasets_text(summary: RunSummary) -> str:

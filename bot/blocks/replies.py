@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.blocks.mrkdwn import escape
 from bot.ids import COMMAND
 from bot.models import RunRef
 
@@ -49,7 +50,8 @@ def channel_mention(channel: str | None) -> str:
 
 
 def build_ack_text(ref: RunRef, channel: str) -> str:
-    return ACK_POSTING.format(what=ref.describe(), where=channel_mention(channel))
+    # A model name or alias is the person's own text (url-decoded), so it is escaped like any other.
+    return ACK_POSTING.format(what=escape(ref.describe()), where=channel_mention(channel))
 
 
 def build_slack_advice(code: str, channel: str) -> str:

@@ -9,7 +9,7 @@ from slack_sdk.models.blocks import MarkdownTextObject, SectionBlock
 from bot.blocks import limits
 from bot.blocks.card import CardLayout, format_value
 from bot.blocks.message import SlackMessage
-from bot.blocks.mrkdwn import escape, link, split_mrkdwn
+from bot.blocks.mrkdwn import escape, link, split_mrkdwn, truncate
 from bot.models import ImageArtifact, RunSummary
 
 # Each thread message keeps a few blocks spare under Slack's 50, and the thread as a whole is
@@ -58,7 +58,7 @@ def build_chart_comment(panel_count: int, omitted: Sequence[str]) -> str:
     comment = CHART_COMMENT.format(n=panel_count)
     if omitted:
         comment += CHART_OMITTED.format(keys=", ".join(f"`{escape(k)}`" for k in omitted))
-    return comment[: limits.SECTION_TEXT]
+    return truncate(comment, limits.SECTION_TEXT)
 
 
 def build_plots_comment(shown: Sequence[ImageArtifact], too_big: Sequence[ImageArtifact], not_shown: Sequence[ImageArtifact], max_bytes: int) -> str:
@@ -71,7 +71,7 @@ def build_plots_comment(shown: Sequence[ImageArtifact], too_big: Sequence[ImageA
         comment += PLOTS_NOT_SHOWN.format(
             n=len(not_shown), paths=", ".join(f"`{escape(a.path)}`" for a in not_shown[:10])
         )
-    return comment[: limits.SECTION_TEXT]
+    return truncate(comment, limits.SECTION_TEXT)
 
 
 def _table_chunks(rows: list[tuple[str, str]]) -> list[str]:

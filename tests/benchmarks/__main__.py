@@ -1,0 +1,81 @@
+"""`python -m tests.benchmarks`: start the real stack, measure, print tables, write bench-results/latest.json.
+
+Every wait is bounded and everything started is stopped on the way out, Ctrl-C included. Set
+KEEP_BENCH_DIR=1 to keep the temp folder with the bot's and MLflow's logs for a closer look.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from types import FrameType
+
+from tests.benchmarks import measure, report
+from tests.benchmarks.stack import running_stack
+
+SMALL_RUNS = 10
+ACK_COMMANDS = 200
+ACK_CONCURRENCY = 20
+ACK_WORK_TIMEOUT = 120  # s for the cards and charts of the burst, after the last ack
+BIG_PARAMS = 50
+BIG_METRICS = 30
+BIG_STEPS = 5_000
+BIG_REPEATS = 3
+BIG_TIMEOUT = 60  # s per repeat, command to chart
+
+
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # the same clean-up path as Ctrl-C
+
+
+def main() -> int:
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    info = report.machine()
+    setup: dict[str, float] = {}
+    progress("starting mlflow server, redis-server, the Slack test server and review-bot serve…")
+    started = time.perf_counter()
+    with running_stack() as stack:
+        setup["stack start"] = time.perf_counter() - started
+        progress(
+            f"stack up in {setup['stack start']:.1f} s (bot: {stack.bot.url}, mlflow: {stack.mlflow_url})"
+        )
+
+        started = time.perf_counter()
+        small_runs = measure.make_small_runs(stack, SMALL_RUNS)
+        setup[f"{SMALL_RUNS} small runs logged"] = time.perf_counter() - started
+
+        progress(f"1. {ACK_COMMANDS} /review commands, {ACK_CONCURRENCY} at a time…")
+        burst = measure.ack_burst(stack, small_runs, ACK_COMMANDS, ACK_CONCURRENCY, ACK_WORK_TIMEOUT)
+
+        shape = f"{BIG_PARAMS} params, {BIG_METRICS} metrics x {BIG_STEPS:,} steps"
+        progress(f"2. logging a big run ({shape})…")
+        big_run, big_log_s = measure.make_big_run(stack, BIG_PARAMS, BIG_METRICS, BIG_STEPS)
+        progress(f"   logged in {big_log_s:.1f} s; reviewing it {BIG_REPEATS} times…")
+        big = []
+        for i in range(BIG_REPEATS):
+            timing = measure.command_to_card_and_chart(stack, big_run, f"U0BIG{i:03d}", BIG_TIMEOUT)
+            progress(f"   #{i + 1}: card {timing.card_s}, chart {timing.chart_s}")
+            big.append(timing)
+
+        memory = measure.serving_memory(stack.bot.proc.pid)
+        problems = dict(measure.bot_log_problems(stack.bot))
+
+    results = report.Results(info, setup, burst, shape, big_log_s, big, memory, problems)
+    print()
+    print(report.render(results))
+    path = report.write_json(results)
+    print(f"\nWritten to {path}")
+    return 0
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("\ninterrupted: everything the benchmark started has been stopped", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,279 @@
+"""What the benchmark measures: ack latency under load, command-to-card/chart time for a big run, peak RSS.
+
+Times come from two clocks on purpose: latencies the benchmark sees itself use `time.perf_counter()`;
+"when did Slack receive it" uses `Call.at` from the Slack test server, which is `time.time()`, so those
+are compared with a `time.time()` taken just before the command is sent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import statistics
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from tests import support
+from tests.benchmarks.stack import Stack, child_pids
+from tests.slack_api_server import Call, SlackTestServer
+
+CHART_FILENAME = "metric-history.png"
+POSTED_MARKER = "Review card posted"
+POLL_INTERVAL = 0.05
+
+
+# --- Slack-side queries -----------------------------------------------------------------------------
+
+
+def card_calls(slack: SlackTestServer, run_ids: set[str], since: float) -> list[Call]:
+    """Accepted chat.postMessage calls carrying review-card metadata for one of `run_ids`."""
+    found = []
+    for call in slack.calls_to("chat.postMessage"):
+        metadata = call.args.get("metadata")
+        if not call.ok or call.at < since or not isinstance(metadata, dict):
+            continue
+        if (metadata.get("event_payload") or {}).get("run_id") in run_ids:
+            found.append(call)
+    return found
+
+
+def chart_calls(slack: SlackTestServer, thread_ts: set[str], since: float) -> list[Call]:
+    """Accepted files.completeUploadExternal calls that put the metric chart into one of the threads."""
+    found = []
+    for call in slack.calls_to("files.completeUploadExternal"):
+        if not call.ok or call.at < since or call.args.get("thread_ts") not in thread_ts:
+            continue
+        names = []
+        for item in call.args.get("files") or []:
+            record = slack.files.get(item.get("id", "")) if isinstance(item, dict) else None
+            names.append(record.filename if record else "")
+        if CHART_FILENAME in names:
+            found.append(call)
+    return found
+
+
+def response_texts(slack: SlackTestServer, url: str) -> list[str]:
+    return [r.get("text", "") for r in list(slack.responses) if r.get("_url") == url]
+
+
+def poll(check: Callable[[], Any], timeout: float) -> Any:
+    """`check()`'s first truthy result, or its last result when `timeout` runs out (never raises)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result or time.monotonic() >= deadline:
+            return result
+        time.sleep(POLL_INTERVAL)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (p99 of 200 samples is the 198th smallest)."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+# --- 1. ack latency under a burst of /review commands -----------------------------------------------
+
+
+@dataclass
+class AckBurst:
+    commands: int
+    concurrency: int
+    latencies_s: list[float]  # one per command that got an HTTP response
+    statuses: Counter[int]
+    transport_errors: list[str]
+    send_wall_s: float  # first request sent -> last ack received
+    cards_posted: int
+    charts_posted: int
+    last_card_after_s: float | None  # after the first command was sent
+    last_chart_after_s: float | None
+    wait_timed_out: bool
+    other_replies: Counter[str] = field(default_factory=Counter)  # ephemeral answers other than "posted"
+
+    @property
+    def ok(self) -> int:
+        return self.statuses.get(200, 0)
+
+
+def ack_burst(
+    stack: Stack, run_ids: list[str], commands: int, concurrency: int, work_timeout: float
+) -> AckBurst:
+    slack, bot = stack.slack, stack.bot
+    urls = [slack.new_response_url() for _ in range(commands)]
+
+    def send(i: int) -> tuple[float | None, int | None, str | None]:
+        started = time.perf_counter()
+        try:
+            # A distinct user per command: the bot drops a second identical command from the same user.
+            reply = bot.command(run_ids[i % len(run_ids)], urls[i], user=f"U0BENCH{i:03d}")
+        except requests.RequestException as exc:
+            return None, None, f"{type(exc).__name__}: {exc}"
+        return time.perf_counter() - started, reply.status_code, None
+
+    since = time.time()
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="bench-ack") as pool:
+        results = list(pool.map(send, range(commands)))
+    send_wall = time.perf_counter() - started
+
+    latencies = [latency for latency, _, _ in results if latency is not None]
+    statuses = Counter(status for _, status, _ in results if status is not None)
+    errors = [error for _, _, error in results if error is not None]
+
+    # The work behind the acks: every requester hears back (card posted, or why not), then the charts.
+    answered = poll(lambda: all(response_texts(slack, url) for url in urls), work_timeout)
+    card_list = card_calls(slack, set(run_ids), since)
+    charts_due = len(card_list)
+    remaining = max(1.0, work_timeout - (time.time() - since))
+    poll(
+        lambda: len(chart_calls(slack, {c.response["ts"] for c in card_list}, since)) >= charts_due, remaining
+    )
+    chart_list = chart_calls(slack, {c.response["ts"] for c in card_list}, since)
+
+    replies: Counter[str] = Counter()
+    for url in urls:
+        texts = response_texts(slack, url)
+        if not any(POSTED_MARKER in t for t in texts):
+            replies[(texts[0] if texts else "(no answer)")[:120]] += 1
+    return AckBurst(
+        commands=commands,
+        concurrency=concurrency,
+        latencies_s=latencies,
+        statuses=statuses,
+        transport_errors=errors,
+        send_wall_s=send_wall,
+        cards_posted=len(card_list),
+        charts_posted=len(chart_list),
+        last_card_after_s=max((c.at for c in card_list), default=since) - since if card_list else None,
+        last_chart_after_s=max((c.at for c in chart_list), default=since) - since if chart_list else None,
+        wait_timed_out=not answered or len(chart_list) < charts_due,
+        other_replies=replies,
+    )
+
+
+# --- 2. command -> card -> chart for a big run --------------------------------------------------------
+
+
+@dataclass
+class BigRunTiming:
+    user: str
+    ack_s: float
+    card_s: float | None
+    chart_s: float | None
+
+
+def command_to_card_and_chart(stack: Stack, run_id: str, user: str, timeout: float) -> BigRunTiming:
+    slack = stack.slack
+    url = slack.new_response_url()
+    t0 = time.time()
+    started = time.perf_counter()
+    stack.bot.command(run_id, url, user=user)
+    ack = time.perf_counter() - started
+
+    cards = poll(lambda: card_calls(slack, {run_id}, t0), timeout)
+    if not cards:
+        return BigRunTiming(user, ack, None, None)
+    card = min(cards, key=lambda c: c.at)
+    remaining = max(1.0, timeout - (time.time() - t0))
+    charts = poll(lambda: chart_calls(slack, {card.response["ts"]}, t0), remaining)
+    chart_s = min(c.at for c in charts) - t0 if charts else None
+    return BigRunTiming(user, ack, card.at - t0, chart_s)
+
+
+@contextlib.contextmanager
+def _quiet_mlflow() -> Iterator[None]:
+    """MLflow's client writes "View run … at: …" to stdout for every run; keep the report readable."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield
+
+
+def make_big_run(stack: Stack, params: int, metrics: int, steps: int) -> tuple[str, float]:
+    """A run as a long training job logs it; returns its id and how long logging took (s)."""
+    started = time.perf_counter()
+    with _quiet_mlflow():
+        run_id = stack.runs.make_run(
+            "bench-big-run",
+            params={f"param_{i:02d}": f"value-{i}" for i in range(params)},
+            histories={
+                f"metric_{m:02d}": [math.sin(step / 500 + m) / (1 + step / 1000) for step in range(steps)]
+                for m in range(metrics)
+            },
+            experiment="review-bot-bench",
+        )
+    return run_id, time.perf_counter() - started
+
+
+def make_small_runs(stack: Stack, count: int) -> list[str]:
+    steps = 30
+    with _quiet_mlflow():
+        return [
+            stack.runs.make_run(
+                f"bench-small-{i}",
+                params={"learning_rate": "0.1", "max_depth": str(3 + i % 4), "seed": str(i)},
+                metrics={"val_auc": 0.9 + i / 1000},
+                histories={
+                    "loss": [1.0 / (s + 1) for s in range(steps)],
+                    "val_loss": [1.2 / (s + 1) + 0.05 for s in range(steps)],
+                },
+                experiment="review-bot-bench",
+            )
+            for i in range(count)
+        ]
+
+
+def median(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+# --- 3. peak RSS --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProcessMemory:
+    pid: int
+    role: str  # "master" or "worker"
+    peak_rss_kib: int | None  # VmHWM
+    rss_kib: int | None  # VmRSS, for comparison
+
+
+def serving_memory(master_pid: int) -> list[ProcessMemory]:
+    """VmHWM of the gunicorn master (`review-bot serve` itself) and of each worker it forked."""
+    found = [_memory(master_pid, "master")]
+    found += [_memory(pid, "worker") for pid in child_pids(master_pid)]
+    return found
+
+
+def _memory(pid: int, role: str) -> ProcessMemory:
+    fields: dict[str, int] = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in {"VmHWM", "VmRSS"}:
+                fields[key] = int(value.split()[0])  # "123456 kB"
+    except OSError:
+        pass
+    return ProcessMemory(pid, role, fields.get("VmHWM"), fields.get("VmRSS"))
+
+
+def bot_log_problems(bot: support.BotProcess) -> Counter[str]:
+    """ERROR/CRITICAL lines and tracebacks in the bot's log, by kind."""
+    problems: Counter[str] = Counter()
+    for line in bot.log().splitlines():
+        if " ERROR " in line or "[ERROR]" in line:
+            problems["ERROR lines"] += 1
+        if " CRITICAL " in line or "[CRITICAL]" in line:
+            problems["CRITICAL lines"] += 1
+        if line.startswith("Traceback"):
+            problems["tracebacks"] += 1
+        if "WORKER TIMEOUT" in line:
+            problems["gunicorn worker timeouts"] += 1
+    return problems

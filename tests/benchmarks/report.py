@@ -1,0 +1,205 @@
+"""The machine the numbers come from, the printed tables, and bench-results/latest.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tests.benchmarks.measure import AckBurst, BigRunTiming, ProcessMemory, median, percentile
+
+RESULTS_DIR = Path(__file__).parents[2] / "bench-results"
+ACK_LIMIT_S = 3.0  # Slack shows the user an error when the ack takes longer
+
+
+@dataclass
+class Results:
+    machine: dict[str, Any]
+    setup_s: dict[str, float]
+    burst: AckBurst
+    big_run_shape: str
+    big_run_log_s: float
+    big: list[BigRunTiming]
+    memory: list[ProcessMemory]
+    log_problems: dict[str, int]
+
+
+def machine() -> dict[str, Any]:
+    cpu_model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.partition(":")[2].strip()
+                break
+    except OSError:
+        pass
+    mem_total_kib = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_total_kib = int(line.split()[1])
+    except OSError:
+        pass
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu_model": cpu_model or platform.processor() or "unknown",
+        "ram_total_gib": round(mem_total_kib / 1024**2, 1) if mem_total_kib else None,
+        "python": platform.python_version(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _s(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f} s"
+
+
+def _ms(value: float) -> str:
+    return f"{value * 1000:.0f} ms"
+
+
+def _mib(kib: int | None) -> str:
+    return "—" if kib is None else f"{kib / 1024:.0f} MiB"
+
+
+def _table(title: str, rows: list[tuple[str, str]]) -> str:
+    width = max(len(label) for label, _ in rows)
+    lines = [title, "-" * len(title)]
+    lines += [f"  {label:<{width}}  {value}" for label, value in rows]
+    return "\n".join(lines)
+
+
+def render(results: Results) -> str:
+    info, setup, burst, big, memory = (
+        results.machine,
+        results.setup_s,
+        results.burst,
+        results.big,
+        results.memory,
+    )
+    sections = [
+        _table(
+            "Machine",
+            [
+                ("nproc", str(info["nproc"])),
+                ("CPU", info["cpu_model"]),
+                ("RAM", f"{info['ram_total_gib']} GiB"),
+                ("Python", info["python"]),
+                ("date (UTC)", info["date"]),
+            ],
+        ),
+        _table("Setup", [(name, _s(seconds)) for name, seconds in setup.items()]),
+    ]
+    lat = burst.latencies_s
+    ack_rows = [
+        ("commands sent", f"{burst.commands} ({burst.concurrency} at a time)"),
+        ("HTTP 200", f"{burst.ok}/{burst.commands}"),
+    ]
+    other = {str(k): v for k, v in burst.statuses.items() if k != 200}
+    if other or burst.transport_errors:
+        ack_rows.append(("not 200", f"{other} + {len(burst.transport_errors)} transport errors"))
+    if lat:
+        ack_rows += [
+            ("ack p50", _ms(percentile(lat, 50))),
+            ("ack p99", _ms(percentile(lat, 99))),
+            ("ack max", _ms(max(lat))),
+            (f"acks over {ACK_LIMIT_S:.0f} s", str(sum(1 for v in lat if v > ACK_LIMIT_S))),
+        ]
+    ack_rows += [
+        ("all acks received after", _s(burst.send_wall_s)),
+        ("cards posted", f"{burst.cards_posted}/{burst.commands}"),
+        ("last card posted after", _s(burst.last_card_after_s)),
+        ("metric charts posted", f"{burst.charts_posted}/{burst.cards_posted}"),
+        ("last chart posted after", _s(burst.last_chart_after_s)),
+        ("waited until timeout", "yes" if burst.wait_timed_out else "no"),
+    ]
+    for text, count in burst.other_replies.most_common(5):
+        ack_rows.append((f"other reply x{count}", text))
+    sections.append(
+        _table("1. /review ack latency (time from sending the command to its HTTP response)", ack_rows)
+    )
+
+    big_rows = [("run", results.big_run_shape), ("logging the run took", _s(results.big_run_log_s))]
+    for i, timing in enumerate(big, 1):
+        big_rows.append(
+            (
+                f"#{i} ({timing.user})",
+                f"ack {_ms(timing.ack_s)}  card {_s(timing.card_s)}  chart {_s(timing.chart_s)}",
+            )
+        )
+    big_rows += [
+        ("median card", _s(median([t.card_s for t in big]))),
+        ("median chart", _s(median([t.chart_s for t in big]))),
+    ]
+    sections.append(_table("2. Big run: time from command to card posted and to chart posted", big_rows))
+
+    mem_rows = [
+        (f"{m.role} pid {m.pid}", f"peak (VmHWM) {_mib(m.peak_rss_kib)}  now (VmRSS) {_mib(m.rss_kib)}")
+        for m in memory
+    ]
+    workers = [m.peak_rss_kib for m in memory if m.role == "worker" and m.peak_rss_kib]
+    mem_rows.append(
+        ("peak RSS of the serving process", _mib(max(workers)) if workers else "— (no worker found)")
+    )
+    sections.append(_table("3. Memory of `review-bot serve` (gunicorn master and workers)", mem_rows))
+
+    sections.append(
+        _table(
+            "Bot log",
+            [(kind, str(count)) for kind, count in results.log_problems.items()] or [("errors", "none")],
+        )
+    )
+    return "\n\n".join(sections)
+
+
+def write_json(results: Results) -> Path:
+    info, setup, burst, big, memory = (
+        results.machine,
+        results.setup_s,
+        results.burst,
+        results.big,
+        results.memory,
+    )
+    lat = burst.latencies_s
+    workers = [m.peak_rss_kib for m in memory if m.role == "worker" and m.peak_rss_kib]
+    data = {
+        "machine": info,
+        "setup_s": setup,
+        "ack": {
+            "commands": burst.commands,
+            "concurrency": burst.concurrency,
+            "http_200": burst.ok,
+            "statuses": {str(k): v for k, v in burst.statuses.items()},
+            "transport_errors": burst.transport_errors,
+            "p50_s": percentile(lat, 50) if lat else None,
+            "p99_s": percentile(lat, 99) if lat else None,
+            "max_s": max(lat) if lat else None,
+            "all_acks_s": burst.send_wall_s,
+            "cards_posted": burst.cards_posted,
+            "last_card_after_s": burst.last_card_after_s,
+            "charts_posted": burst.charts_posted,
+            "last_chart_after_s": burst.last_chart_after_s,
+            "wait_timed_out": burst.wait_timed_out,
+            "other_replies": dict(burst.other_replies),
+            "latencies_s": sorted(lat),
+        },
+        "big_run": {
+            "shape": results.big_run_shape,
+            "logging_s": results.big_run_log_s,
+            "repeats": [asdict(t) for t in big],
+            "median_card_s": median([t.card_s for t in big]),
+            "median_chart_s": median([t.chart_s for t in big]),
+        },
+        "memory": {
+            "processes": [asdict(m) for m in memory],
+            "serving_process_peak_rss_kib": max(workers) if workers else None,
+        },
+        "bot_log": results.log_problems,
+    }
+    RESULTS_DIR.mkdir(exist_ok=True)
+    path = RESULTS_DIR / "latest.json"
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return path

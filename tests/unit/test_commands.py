@@ -1,0 +1,140 @@
+"""Unit tests for bot.commands: what the text after /review means."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.commands import USAGE, HelpCommand, ReviewCommand, parse_command, parse_ref
+from bot.errors import BadReference
+from bot.ids import COMMAND
+from bot.models import RefKind, RunRef
+
+RUN_ID = "0123456789abcdef0123456789abcdef"
+UI_URL = f"http://mlflow:5000/#/experiments/1/runs/{RUN_ID}"
+
+
+def _run(raw: str) -> RunRef:
+    return RunRef(kind=RefKind.RUN, raw=raw, run_id=RUN_ID)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        RUN_ID,
+        RUN_ID.upper(),
+        f"  {RUN_ID}  ",
+        UI_URL,
+        UI_URL.replace(RUN_ID, RUN_ID.upper()),
+        f"https://mlflow.example.com/#/experiments/1/runs/{RUN_ID}",
+        f"{UI_URL}/artifacts",
+        f"{UI_URL}/artifacts/model/MLmodel",
+        f"{UI_URL}?o=DESC&searchFilter=",
+        f"http://mlflow:5000/?x=1#/experiments/1/runs/{RUN_ID}?tab=metrics",
+        f"<{UI_URL}>",
+        f"<{UI_URL}|my run>",
+        f"<{UI_URL}?a=1&amp;b=2|label>",
+        f"runs:/{RUN_ID}/model",
+        f"runs:/{RUN_ID}",
+        f"runs:/{RUN_ID.upper()}/model/sub",
+    ],
+)
+def test_parse_ref_finds_the_run(raw: str) -> None:
+    assert parse_ref(raw) == _run(raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("models:/fraud-clf/3", {"kind": RefKind.MODEL_VERSION, "model_name": "fraud-clf", "version": "3"}),
+        ("models:/fraud-clf/3/", {"kind": RefKind.MODEL_VERSION, "model_name": "fraud-clf", "version": "3"}),
+        (
+            "models:/fraud-clf@champion",
+            {"kind": RefKind.MODEL_ALIAS, "model_name": "fraud-clf", "alias": "champion"},
+        ),
+        ("models:/my%20model/12", {"kind": RefKind.MODEL_VERSION, "model_name": "my model", "version": "12"}),
+        ("models:/a%2Fb@prod", {"kind": RefKind.MODEL_ALIAS, "model_name": "a/b", "alias": "prod"}),
+        ("<models:/fraud-clf/3>", {"kind": RefKind.MODEL_VERSION, "model_name": "fraud-clf", "version": "3"}),
+    ],
+)
+def test_parse_ref_models(raw: str, expected: dict[str, object]) -> None:
+    assert parse_ref(raw) == RunRef(raw=raw, **expected)
+
+
+@pytest.mark.parametrize("text", ["", "   ", "help", "HELP", "Help", "-h", "--help", "?", "help me please"])
+def test_parse_command_help(text: str) -> None:
+    assert parse_command(text) == HelpCommand()
+
+
+def test_usage_names_the_command_and_every_form() -> None:
+    for needle in (
+        f"`{COMMAND} <run>`",
+        "runs:/",
+        "models:/fraud-clf/3",
+        "models:/fraud-clf@champion",
+        "help",
+    ):
+        assert needle in USAGE
+
+
+def test_parse_command_review() -> None:
+    assert parse_command(f"  {UI_URL}  ") == ReviewCommand(ref=_run(UI_URL))
+    assert parse_command("models:/m@champion") == ReviewCommand(
+        ref=RunRef(kind=RefKind.MODEL_ALIAS, raw="models:/m@champion", model_name="m", alias="champion")
+    )
+
+
+def test_parse_command_rejects_more_than_one_word() -> None:
+    with pytest.raises(BadReference) as caught:
+        parse_command(f"{RUN_ID} {RUN_ID} please")
+    message = caught.value.user_message()
+    assert "got 3 words" in message
+    assert f"`{COMMAND} help`" in message
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown", "hint"),
+    [
+        ("0123", "0123", "is not a run id"),
+        (RUN_ID + "0", RUN_ID + "0", "is not a run id"),
+        (RUN_ID[:-1] + "g", RUN_ID[:-1] + "g", "is not a run id"),
+        ("runs:/notarun/model", "runs:/notarun/model", "is not a run id"),
+        ("runs:/", "runs:/", "is not a run id"),
+        ("models:/fraud-clf", "models:/fraud-clf", "is not a model URI"),
+        ("models:/fraud-clf/latest", "models:/fraud-clf/latest", "is not a model URI"),
+        ("models:/fraud-clf/Production", "models:/fraud-clf/Production", "is not a model URI"),
+        ("models:/a/b/c", "models:/a/b/c", "is not a model URI"),
+        ("models:/", "models:/", "is not a model URI"),
+        (
+            "http://mlflow:5000/#/experiments/1",
+            "http://mlflow:5000/#/experiments/1",
+            "not look like an MLflow run",
+        ),
+        (f"http://mlflow:5000/#/runs/{RUN_ID}0", f"http://mlflow:5000/#/runs/{RUN_ID}0", "not look like"),
+        ("<!channel>", "&lt;!channel&gt;", "is not a run id"),
+        ("<@U123>", "&lt;@U123&gt;", "is not a run id"),
+        ("a&b", "a&amp;b", "is not a run id"),
+        ("`oops`", "'oops'", "is not a run id"),
+        ("<https://evil.example|click>", "&lt;https://evil.example|click&gt;", "not look like an MLflow run"),
+    ],
+)
+def test_parse_ref_rejects_with_the_input_named(raw: str, shown: str, hint: str) -> None:
+    with pytest.raises(BadReference) as caught:
+        parse_ref(raw)
+    message = caught.value.user_message()
+    assert f"`{shown}`" in message
+    assert hint in message
+    assert "<!" not in message and "<@" not in message
+
+
+def test_parse_ref_bounds_a_long_input_in_the_message() -> None:
+    raw = "x" * 500
+    with pytest.raises(BadReference) as caught:
+        parse_ref(raw)
+    message = caught.value.user_message()
+    assert f"`{'x' * 119}…`" in message
+    assert "x" * 120 not in message
+
+
+def test_parse_command_passes_bad_reference_through() -> None:
+    with pytest.raises(BadReference, match="&lt;!here&gt;"):
+        parse_command("<!here>")
