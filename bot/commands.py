@@ -66,7 +66,7 @@ def parse_ref(raw: str) -> RunRef:
             return RunRef(kind=RefKind.RUN, raw=raw, run_id=match.group(1).lower())
     elif text.startswith("models:/"):
         match = _MODELS_URI_RE.match(text)
-        if match and _UNSAFE_NAME_RE.search(unquote(match.group("name"))):
+        if match and _UNSAFE_NAME_RE.search(unquote(match.group("name")) + (match.group("alias") or "")):
             raise BadReference(
                 f":thinking_face: `{_shown(raw)}` has characters no registered model name uses here "
                 "(`<`, `>`, `&`, backticks or line breaks). Copy the name from the MLflow model registry."

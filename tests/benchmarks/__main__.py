@@ -17,7 +17,7 @@ from tests.benchmarks.stack import running_stack
 SMALL_RUNS = 10
 ACK_COMMANDS = 200
 ACK_CONCURRENCY = 20
-ACK_WORK_TIMEOUT = 120  # s for the cards and charts of the burst, after the last ack
+ACK_WORK_TIMEOUT = 120  # s for the burst's cards and charts to be posted, counted from the last ack
 BIG_PARAMS = 50
 BIG_METRICS = 30
 BIG_STEPS = 5_000

@@ -129,14 +129,13 @@ def ack_burst(
     errors = [error for _, _, error in results if error is not None]
 
     # The work behind the acks: every requester hears back (card posted, or why not), then the charts.
+    deadline = time.monotonic() + work_timeout
     answered = poll(lambda: all(response_texts(slack, url) for url in urls), work_timeout)
     card_list = card_calls(slack, set(run_ids), since)
-    charts_due = len(card_list)
-    remaining = max(1.0, work_timeout - (time.time() - since))
-    poll(
-        lambda: len(chart_calls(slack, {c.response["ts"] for c in card_list}, since)) >= charts_due, remaining
-    )
-    chart_list = chart_calls(slack, {c.response["ts"] for c in card_list}, since)
+    threads = {c.response["ts"] for c in card_list}
+    remaining = max(1.0, deadline - time.monotonic())
+    poll(lambda: len(chart_calls(slack, threads, since)) >= len(card_list), remaining)
+    chart_list = chart_calls(slack, threads, since)
 
     replies: Counter[str] = Counter()
     for url in urls:
@@ -154,7 +153,7 @@ def ack_burst(
         charts_posted=len(chart_list),
         last_card_after_s=max((c.at for c in card_list), default=since) - since if card_list else None,
         last_chart_after_s=max((c.at for c in chart_list), default=since) - since if chart_list else None,
-        wait_timed_out=not answered or len(chart_list) < charts_due,
+        wait_timed_out=not answered or len(chart_list) < len(card_list),
         other_replies=replies,
     )
 
