@@ -38,7 +38,9 @@ def create_gateway(settings: Settings) -> MlflowGateway:
 
 
 def create_preparer(settings: Settings, gateway: MlflowGateway) -> ReviewPreparer:
-    return ReviewPreparer(gateway, settings.review_key_metrics, settings.max_thread_images, settings.max_image_bytes)
+    return ReviewPreparer(
+        gateway, settings.review_key_metrics, settings.max_thread_images, settings.max_image_bytes
+    )
 
 
 def create_slack_client(settings: Settings) -> WebClient:
@@ -67,7 +69,9 @@ def create_app(settings: Settings, services: Services | None = None, *, socket_m
     from handlers import register_all  # handlers depend on bot/, never the other way at import time
 
     services = services or build_services(settings)
-    signing_secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+    signing_secret = (
+        settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+    )
     app = App(
         client=services.client,
         signing_secret=signing_secret,

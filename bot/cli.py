@@ -59,7 +59,13 @@ def cmd_serve(args: argparse.Namespace) -> None:
     services = build_services(settings)
     app = create_app(settings, services)
     log.info("serving on port %s (POST /slack/events, GET /healthz)", settings.port)
-    serve(create_wsgi_app(app, services.health), settings.port, settings.web_concurrency, settings.worker_threads, settings.log_level)
+    serve(
+        create_wsgi_app(app, services.health),
+        settings.port,
+        settings.web_concurrency,
+        settings.worker_threads,
+        settings.log_level,
+    )
 
 
 def cmd_socket(args: argparse.Namespace) -> None:
@@ -86,7 +92,9 @@ def cmd_socket(args: argparse.Namespace) -> None:
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002
             pass
 
-    health = make_server("0.0.0.0", settings.port, create_health_app(services.health), handler_class=QuietHandler)
+    health = make_server(
+        "0.0.0.0", settings.port, create_health_app(services.health), handler_class=QuietHandler
+    )
     threading.Thread(target=health.serve_forever, name="healthz", daemon=True).start()
     log.info("Socket Mode: connecting to Slack; GET /healthz on port %s", settings.port)
     assert settings.slack_app_token is not None
@@ -132,21 +140,25 @@ def cmd_demo(args: argparse.Namespace) -> None:
     preparer = create_preparer(settings, create_gateway(settings))
     result = write_preview(preparer, parse_ref(store.review_run_id), Path(args.out))
     print(f"Preview of the review of run {store.review_run_id} written to {result.out}/:")
-    print(f"  {result.card}     the review card (chat.postMessage payload; paste its blocks into Block Kit Builder)")
+    print(f"  {result.card}     the review card (a chat.postMessage payload)")
     print(f"  {result.thread}   the thread under it")
     for image in result.images:
         print(f"  {image}")
     print(f"Browse the store: mlflow ui --backend-store-uri {tracking_uri}")
-    print(f"Preview another: review-bot preview models:/{store.model_name}@champion --out preview-champion "
-          f"(with MLFLOW_TRACKING_URI={tracking_uri})")
+    print(
+        f"Preview another: review-bot preview models:/{store.model_name}@champion --out preview-champion "
+        f"(with MLFLOW_TRACKING_URI={tracking_uri})"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="review-bot", description="Model reviews for MLflow runs, in Slack.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="serve Slack's HTTP requests on $PORT (POST /slack/events, GET /healthz)").set_defaults(
-        func=cmd_serve
+    parser = argparse.ArgumentParser(
+        prog="review-bot", description="Model reviews for MLflow runs, in Slack."
     )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser(
+        "serve", help="serve Slack's HTTP requests on $PORT (POST /slack/events, GET /healthz)"
+    ).set_defaults(func=cmd_serve)
     sub.add_parser("socket", help="connect to Slack over Socket Mode (needs SLACK_APP_TOKEN)").set_defaults(
         func=cmd_socket
     )

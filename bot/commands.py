@@ -73,7 +73,10 @@ def parse_ref(raw: str) -> RunRef:
             )
         if match and match.group("alias"):
             return RunRef(
-                kind=RefKind.MODEL_ALIAS, raw=raw, model_name=unquote(match.group("name")), alias=match.group("alias")
+                kind=RefKind.MODEL_ALIAS,
+                raw=raw,
+                model_name=unquote(match.group("name")),
+                alias=match.group("alias"),
             )
         if match and match.group("version", "name") and (match.group("version") or "").isdigit():
             return RunRef(

@@ -73,7 +73,9 @@ class Settings(BaseSettings):
     def require_slack_http(self) -> None:
         """Fail with the variable's name when HTTP mode cannot run."""
         if self.slack_bot_token is None:
-            raise MissingSettingError("SLACK_BOT_TOKEN", "the bot's xoxb- token from the Slack app's OAuth page")
+            raise MissingSettingError(
+                "SLACK_BOT_TOKEN", "the bot's xoxb- token from the Slack app's OAuth page"
+            )
         if self.slack_signing_secret is None:
             raise MissingSettingError(
                 "SLACK_SIGNING_SECRET", "the signing secret from the Slack app's Basic Information page"
@@ -81,7 +83,9 @@ class Settings(BaseSettings):
 
     def require_socket_mode(self) -> None:
         if self.slack_bot_token is None:
-            raise MissingSettingError("SLACK_BOT_TOKEN", "the bot's xoxb- token from the Slack app's OAuth page")
+            raise MissingSettingError(
+                "SLACK_BOT_TOKEN", "the bot's xoxb- token from the Slack app's OAuth page"
+            )
         if self.slack_app_token is None:
             raise MissingSettingError(
                 "SLACK_APP_TOKEN", "an xapp- app-level token with connections:write, for Socket Mode"

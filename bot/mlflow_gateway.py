@@ -65,7 +65,9 @@ def _ms_to_datetime(ms: int | None) -> datetime | None:
 
 
 class MlflowGateway:
-    def __init__(self, tracking_uri: str, ui_url: str = "", timeout_seconds: int = 10, retries: int = 1) -> None:
+    def __init__(
+        self, tracking_uri: str, ui_url: str = "", timeout_seconds: int = 10, retries: int = 1
+    ) -> None:
         os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(timeout_seconds)
         os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(retries)
         os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "1"
@@ -89,11 +91,13 @@ class MlflowGateway:
     # --- reads -----------------------------------------------------------------------------------
 
     def health(self) -> str:
-        """"ok" or why not, within HEALTH_TIMEOUT_SECONDS whatever state MLflow is in."""
+        """ "ok" or why not, within HEALTH_TIMEOUT_SECONDS whatever state MLflow is in."""
         try:
             if self.tracking_uri.startswith(("http://", "https://")):
                 # The server's own health endpoint: one quick request, no client retries.
-                response = requests.get(f"{self.tracking_uri.rstrip('/')}/health", timeout=HEALTH_TIMEOUT_SECONDS)
+                response = requests.get(
+                    f"{self.tracking_uri.rstrip('/')}/health", timeout=HEALTH_TIMEOUT_SECONDS
+                )
                 response.raise_for_status()
             else:
                 self._client.search_experiments(max_results=1)
@@ -117,13 +121,17 @@ class MlflowGateway:
                 lambda: self._client.get_model_version_by_alias(ref.model_name, ref.alias),
             )
         if not mv.run_id:
-            raise NotFound(f":mag: {ref.describe()} was not logged from an MLflow run, so there is nothing to review.")
+            raise NotFound(
+                f":mag: {ref.describe()} was not logged from an MLflow run, so there is nothing to review."
+            )
         return mv.run_id
 
     def run_summary(self, run_id: str) -> RunSummary:
         run = self._call(f"run `{run_id}`", lambda: self._client.get_run(run_id))
         if run.info.lifecycle_stage == "deleted":
-            raise NotFound(f":wastebasket: Run `{run_id}` was deleted in MLflow. Restore it there to review it.")
+            raise NotFound(
+                f":wastebasket: Run `{run_id}` was deleted in MLflow. Restore it there to review it."
+            )
         info, data = run.info, run.data
         experiment = self._call(
             f"experiment {info.experiment_id}", lambda: self._client.get_experiment(info.experiment_id)
@@ -183,7 +191,9 @@ class MlflowGateway:
             return MetricSeries(key=key, steps=[m.step for m in points], values=[m.value for m in points])
 
         keys = sorted(keys)
-        with ThreadPoolExecutor(max_workers=HISTORY_FETCH_THREADS, thread_name_prefix="mlflow-history") as pool:
+        with ThreadPoolExecutor(
+            max_workers=HISTORY_FETCH_THREADS, thread_name_prefix="mlflow-history"
+        ) as pool:
             return list(pool.map(fetch, keys))
 
     def list_images(self, run_id: str) -> list[ImageArtifact]:
@@ -194,10 +204,15 @@ class MlflowGateway:
             entries = self._call("artifacts", lambda: self._client.list_artifacts(run_id, path))
             for entry in sorted(entries, key=lambda e: e.path):
                 if entry.is_dir:
-                    if depth < MAX_ARTIFACT_DEPTH and posixpath.basename(entry.path) not in SKIP_ARTIFACT_DIRS:
+                    if (
+                        depth < MAX_ARTIFACT_DEPTH
+                        and posixpath.basename(entry.path) not in SKIP_ARTIFACT_DIRS
+                    ):
                         walk(entry.path, depth + 1)
                 elif entry.path.lower().endswith(IMAGE_EXTENSIONS):
-                    found.append(ImageArtifact(path=entry.path, size=entry.file_size if entry.file_size else -1))
+                    found.append(
+                        ImageArtifact(path=entry.path, size=entry.file_size if entry.file_size else -1)
+                    )
 
         walk(None, 1)
         return sorted(found, key=lambda a: (a.path.count("/"), a.path))

@@ -22,7 +22,9 @@ class PreviewResult:
     images: list[Path]
 
 
-def write_preview(preparer: ReviewPreparer, ref: RunRef, out: Path, requested_by: str = PREVIEW_USER) -> PreviewResult:
+def write_preview(
+    preparer: ReviewPreparer, ref: RunRef, out: Path, requested_by: str = PREVIEW_USER
+) -> PreviewResult:
     out.mkdir(parents=True, exist_ok=True)
     prepared = preparer.card(ref, requested_by)
     card_path = out / "card.json"

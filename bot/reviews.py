@@ -62,7 +62,9 @@ class PreparedCard:
 
 
 class ReviewPreparer:
-    def __init__(self, gateway: MlflowGateway, key_metrics: list[str], max_images: int, max_image_bytes: int) -> None:
+    def __init__(
+        self, gateway: MlflowGateway, key_metrics: list[str], max_images: int, max_image_bytes: int
+    ) -> None:
         self.gateway = gateway
         self.key_metrics = key_metrics
         self.max_images = max_images
@@ -71,7 +73,11 @@ class ReviewPreparer:
     def card(self, ref: RunRef, requested_by: str) -> PreparedCard:
         summary = self.gateway.run_summary(self.gateway.resolve(ref))
         layout = plan_card(summary, self.key_metrics)
-        return PreparedCard(summary, layout, build_review_card(summary, requested_by=requested_by, key_metrics=self.key_metrics))
+        return PreparedCard(
+            summary,
+            layout,
+            build_review_card(summary, requested_by=requested_by, key_metrics=self.key_metrics),
+        )
 
     def thread(self, prepared: PreparedCard) -> Iterator[ThreadItem]:
         """Thread items, most useful first, each made only when the previous one is sent."""
@@ -91,7 +97,13 @@ class ReviewPreparer:
         return FileUpload(
             name="metric chart",
             comment=build_chart_comment(len(chart.panels), chart.omitted),
-            files=[UploadFile(filename="metric-history.png", title=CHART_TITLE.format(run=summary.run_name), content=chart.png)],
+            files=[
+                UploadFile(
+                    filename="metric-history.png",
+                    title=CHART_TITLE.format(run=summary.run_name),
+                    content=chart.png,
+                )
+            ],
         )
 
     def _plots(self, summary: RunSummary) -> FileUpload | None:
@@ -107,12 +119,18 @@ class ReviewPreparer:
             if len(content) > self.max_image_bytes:  # the store did not report a size
                 too_big.append(artifact)
                 continue
-            files.append(UploadFile(filename=artifact.path.rsplit("/", 1)[-1], title=artifact.path, content=content))
+            files.append(
+                UploadFile(filename=artifact.path.rsplit("/", 1)[-1], title=artifact.path, content=content)
+            )
         if not files:
-            return FileUpload(name="plots", comment=build_plots_comment([], too_big, not_shown, self.max_image_bytes))
+            return FileUpload(
+                name="plots", comment=build_plots_comment([], too_big, not_shown, self.max_image_bytes)
+            )
         return FileUpload(
             name="plots",
-            comment=build_plots_comment([a for a in shown if a not in too_big], too_big, not_shown, self.max_image_bytes),
+            comment=build_plots_comment(
+                [a for a in shown if a not in too_big], too_big, not_shown, self.max_image_bytes
+            ),
             files=files,
         )
 
@@ -121,7 +139,9 @@ Notify = Callable[[str], None]
 
 
 class ReviewPublisher:
-    def __init__(self, preparer: ReviewPreparer, client: WebClient, review_channel: str | None, store) -> None:  # noqa: ANN001
+    def __init__(
+        self, preparer: ReviewPreparer, client: WebClient, review_channel: str | None, store
+    ) -> None:  # noqa: ANN001
         self.preparer = preparer
         self.client = client
         self.review_channel = review_channel
@@ -158,7 +178,9 @@ class ReviewPublisher:
 
     def _post_card(self, prepared: PreparedCard, channel: str) -> str:
         try:
-            response = self.client.chat_postMessage(channel=channel, unfurl_links=False, **prepared.card.as_kwargs())
+            response = self.client.chat_postMessage(
+                channel=channel, unfurl_links=False, **prepared.card.as_kwargs()
+            )
         except SlackApiError as exc:
             code = exc.response.get("error", "unknown_error")
             log.error("chat.postMessage to %s refused: %s (run %s)", channel, code, prepared.summary.run_id)
@@ -185,7 +207,9 @@ class ReviewPublisher:
                 return
             except Exception:
                 error_id = uuid.uuid4().hex[:8]
-                log.exception("preparing the thread for run %s failed (error id %s)", prepared.summary.run_id, error_id)
+                log.exception(
+                    "preparing the thread for run %s failed (error id %s)", prepared.summary.run_id, error_id
+                )
                 notify(UNEXPECTED.format(error_id=error_id))
                 return
             try:
@@ -198,13 +222,17 @@ class ReviewPublisher:
 
     def _send(self, item: ThreadItem, channel: str, ts: str) -> None:
         if isinstance(item, SlackMessage):
-            self.client.chat_postMessage(channel=channel, thread_ts=ts, unfurl_links=False, **item.as_kwargs())
+            self.client.chat_postMessage(
+                channel=channel, thread_ts=ts, unfurl_links=False, **item.as_kwargs()
+            )
         elif item.files:
             self.client.files_upload_v2(
                 channel=channel,
                 thread_ts=ts,
                 initial_comment=item.comment,
-                file_uploads=[{"content": f.content, "filename": f.filename, "title": f.title} for f in item.files],
+                file_uploads=[
+                    {"content": f.content, "filename": f.filename, "title": f.title} for f in item.files
+                ],
             )
         else:
             self.client.chat_postMessage(channel=channel, thread_ts=ts, text=item.comment)

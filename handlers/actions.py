@@ -26,7 +26,9 @@ def register(app: App, services: Services) -> None:
 
         def not_available_yet(ack: Ack, respond: Respond, label: str = label) -> None:
             ack()
-            respond(text=NOT_AVAILABLE_YET.format(label=label), response_type="ephemeral", replace_original=False)
+            respond(
+                text=NOT_AVAILABLE_YET.format(label=label), response_type="ephemeral", replace_original=False
+            )
 
         app.action(action_id.value)(not_available_yet)
 

@@ -27,7 +27,10 @@ def register(app: App, services: Services) -> None:
         if isinstance(parsed, HelpCommand):
             ack(text=USAGE, response_type="ephemeral")
             return
-        ack(text=build_ack_text(parsed.ref, publisher.target_channel(command["channel_id"])), response_type="ephemeral")
+        ack(
+            text=build_ack_text(parsed.ref, publisher.target_channel(command["channel_id"])),
+            response_type="ephemeral",
+        )
 
     def post_review(command: dict[str, Any], respond: Respond) -> None:
         try:

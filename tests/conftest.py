@@ -42,7 +42,19 @@ def redis_url(workdir: Path) -> Iterator[str]:
         pytest.fail(REDIS_HELP, pytrace=False)
     port = support.free_port()
     proc = subprocess.Popen(
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
+        [
+            server,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -66,11 +78,16 @@ def mlflow_server(workdir: Path) -> Iterator[str]:
         [
             str(mlflow_bin) if mlflow_bin.exists() else "mlflow",
             "server",
-            "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-            "--artifacts-destination", str(root / "artifacts"),
-            "--host", "127.0.0.1",
-            "--port", str(port),
-            "--workers", "2",
+            "--backend-store-uri",
+            f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -95,7 +112,9 @@ def runs(mlflow_server: str) -> RunFactory:
 
 @pytest.fixture(scope="session")
 def slack() -> Iterator[SlackTestServer]:
-    server = SlackTestServer(bot_token=support.BOT_TOKEN, app_token=support.APP_TOKEN, team_id=support.TEAM_ID).start()
+    server = SlackTestServer(
+        bot_token=support.BOT_TOKEN, app_token=support.APP_TOKEN, team_id=support.TEAM_ID
+    ).start()
     server.add_channel(support.REVIEW_CHANNEL, "model-review")
     server.add_channel(support.DEV_CHANNEL, "ml-dev")
     server.add_channel(support.NOBOT_CHANNEL, "random", is_member=False)

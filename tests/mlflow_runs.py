@@ -21,7 +21,9 @@ class RunFactory:
     def experiment(self, name: str = "review-bot-tests") -> str:
         if name not in self._experiments:
             existing = self.client.get_experiment_by_name(name)
-            self._experiments[name] = existing.experiment_id if existing else self.client.create_experiment(name)
+            self._experiments[name] = (
+                existing.experiment_id if existing else self.client.create_experiment(name)
+            )
         return self._experiments[name]
 
     def make_run(
@@ -37,7 +39,11 @@ class RunFactory:
         user: str = "ana.lopez",
         experiment: str = "review-bot-tests",
     ) -> str:
-        all_tags = {"mlflow.user": user, "mlflow.source.name": "train.py", "mlflow.source.git.commit": "a1b2c3d4e5f6" * 3}
+        all_tags = {
+            "mlflow.user": user,
+            "mlflow.source.name": "train.py",
+            "mlflow.source.git.commit": "a1b2c3d4e5f6" * 3,
+        }
         if note:
             all_tags["mlflow.note.content"] = note
         all_tags.update(tags or {})
@@ -66,13 +72,9 @@ class RunFactory:
         return self.client.get_run(run_id).data.tags
 
     def register(self, name: str, run_id: str, alias: str | None = None) -> str:
-        try:
+        if not self.client.search_registered_models(filter_string=f"name = '{name}'"):
             self.client.create_registered_model(name)
-        except Exception:  # noqa: BLE001 - already there
-            pass
         mv = self.client.create_model_version(name, f"runs:/{run_id}/model", run_id=run_id)
         if alias:
             self.client.set_registered_model_alias(name, alias, mv.version)
         return str(mv.version)
-
-

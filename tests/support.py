@@ -76,8 +76,14 @@ class BotProcess:
         return self.log_path.read_text(errors="replace")
 
     def post_signed(
-        self, body: str, content_type: str, *, timestamp: int | None = None, secret: str = SIGNING_SECRET,
-        headers: dict[str, str] | None = None, signed: bool = True,
+        self,
+        body: str,
+        content_type: str,
+        *,
+        timestamp: int | None = None,
+        secret: str = SIGNING_SECRET,
+        headers: dict[str, str] | None = None,
+        signed: bool = True,
     ) -> requests.Response:
         ts = int(time.time()) if timestamp is None else timestamp
         all_headers = {"Content-Type": content_type, "X-Slack-Request-Timestamp": str(ts)}
@@ -107,7 +113,15 @@ class BotProcess:
         return self.post_signed(urlencode(form), "application/x-www-form-urlencoded", **kwargs)
 
     def block_action(
-        self, action_id: str, value: str, response_url: str, *, message: dict, channel: str, user: str = BO, **kwargs: Any
+        self,
+        action_id: str,
+        value: str,
+        response_url: str,
+        *,
+        message: dict,
+        channel: str,
+        user: str = BO,
+        **kwargs: Any,
     ) -> requests.Response:
         payload = {
             "type": "block_actions",
@@ -115,7 +129,12 @@ class BotProcess:
             "user": {"id": user, "username": user.lower(), "team_id": TEAM_ID},
             "api_app_id": "A0TEST",
             "token": "deprecated-verification-token",
-            "container": {"type": "message", "message_ts": message["ts"], "channel_id": channel, "is_ephemeral": False},
+            "container": {
+                "type": "message",
+                "message_ts": message["ts"],
+                "channel_id": channel,
+                "is_ephemeral": False,
+            },
             "trigger_id": f"{uuid.uuid4().int % 10**12}.abc",
             "channel": {"id": channel, "name": "review"},
             "message": message,
@@ -131,16 +150,22 @@ class BotProcess:
                 }
             ],
         }
-        return self.post_signed(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded", **kwargs)
+        return self.post_signed(
+            urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded", **kwargs
+        )
 
 
 def start_bot(env: dict[str, str], log_path: Path, timeout: float = 60) -> BotProcess:
     port = free_port()
     full_env = {**os.environ, **env, "PORT": str(port), "PYTHONUNBUFFERED": "1"}
     log_file = log_path.open("w")
-    review_bot = Path(os.environ.get("VIRTUAL_ENV", Path(__file__).parents[1] / ".venv")) / "bin" / "review-bot"
+    review_bot = (
+        Path(os.environ.get("VIRTUAL_ENV", Path(__file__).parents[1] / ".venv")) / "bin" / "review-bot"
+    )
     command = [str(review_bot), "serve"] if review_bot.exists() else ["python", "-m", "bot", "serve"]
-    proc = subprocess.Popen(command, env=full_env, stdout=log_file, stderr=subprocess.STDOUT, cwd=log_path.parent)
+    proc = subprocess.Popen(
+        command, env=full_env, stdout=log_file, stderr=subprocess.STDOUT, cwd=log_path.parent
+    )
     bot = BotProcess(url=f"http://127.0.0.1:{port}", proc=proc, log_path=log_path, env=env)
 
     def healthy() -> bool:

@@ -72,7 +72,9 @@ def plan_card(summary: RunSummary, key_metrics: list[str]) -> CardLayout:
     return CardLayout(
         metrics=metrics[: _lines_that_fit(METRICS_TITLE, metric_lines, len(summary.metrics))],
         params=params[: _lines_that_fit(PARAMS_TITLE, param_lines, len(summary.params))],
-        note_chunks=split_mrkdwn(markdown_to_mrkdwn(summary.note), limits.SECTION_BUDGET) if summary.note else [],
+        note_chunks=split_mrkdwn(markdown_to_mrkdwn(summary.note), limits.SECTION_BUDGET)
+        if summary.note
+        else [],
     )
 
 
@@ -113,7 +115,9 @@ def format_time(moment: datetime | None) -> str:
 
 def review_value(summary: RunSummary) -> str:
     """What rides in every button's value: enough to find the run again."""
-    return json.dumps({"run_id": summary.run_id, "experiment_id": summary.experiment_id}, separators=(",", ":"))
+    return json.dumps(
+        {"run_id": summary.run_id, "experiment_id": summary.experiment_id}, separators=(",", ":")
+    )
 
 
 def build_review_card(summary: RunSummary, *, requested_by: str, key_metrics: list[str]) -> SlackMessage:
@@ -121,7 +125,9 @@ def build_review_card(summary: RunSummary, *, requested_by: str, key_metrics: li
     blocks = [
         HeaderBlock(
             block_id=BlockId.HEADER,
-            text=PlainTextObject(text=truncate(HEADER_PREFIX + summary.run_name, limits.HEADER_TEXT), emoji=False),
+            text=PlainTextObject(
+                text=truncate(HEADER_PREFIX + summary.run_name, limits.HEADER_TEXT), emoji=False
+            ),
         ),
         SectionBlock(fields=[MarkdownTextObject(text=f) for f in _fields(summary, requested_by)]),
         SectionBlock(text=MarkdownTextObject(text=_metrics_text(summary, layout))),
@@ -132,7 +138,10 @@ def build_review_card(summary: RunSummary, *, requested_by: str, key_metrics: li
     blocks.append(DividerBlock())
     blocks.append(SectionBlock(block_id=BlockId.NOTE, text=MarkdownTextObject(text=_note_text(layout))))
     blocks.append(
-        ContextBlock(block_id=BlockId.STATUS, elements=[MarkdownTextObject(text=f"{PENDING_STATUS} · requested by <@{requested_by}>")])
+        ContextBlock(
+            block_id=BlockId.STATUS,
+            elements=[MarkdownTextObject(text=f"{PENDING_STATUS} · requested by <@{requested_by}>")],
+        )
     )
     blocks.append(ActionsBlock(block_id=BlockId.ACTIONS, elements=_buttons(summary)))
     return SlackMessage(
@@ -148,7 +157,9 @@ def build_review_card(summary: RunSummary, *, requested_by: str, key_metrics: li
 def build_card_fallback(summary: RunSummary) -> str:
     """The notification text: no formatting, no mentions, just what and where."""
     return truncate(
-        escape(f"Model review requested: {summary.run_name} ({summary.experiment_name}), run {summary.run_id}"),
+        escape(
+            f"Model review requested: {summary.run_name} ({summary.experiment_name}), run {summary.run_id}"
+        ),
         limits.MESSAGE_TEXT,
     )
 
@@ -158,7 +169,9 @@ def _fields(summary: RunSummary, requested_by: str) -> list[str]:
         return truncate(f"*{label}*\n{value}", limits.FIELD_TEXT)
 
     experiment = (
-        link(summary.experiment_url, summary.experiment_name) if summary.experiment_url else escape(summary.experiment_name)
+        link(summary.experiment_url, summary.experiment_name)
+        if summary.experiment_url
+        else escape(summary.experiment_name)
     )
     run = link(summary.run_url, summary.run_id) if summary.run_url else f"`{summary.run_id}`"
     status = escape(summary.status.title() or "Unknown")
@@ -171,12 +184,16 @@ def _fields(summary: RunSummary, requested_by: str) -> list[str]:
         field("Requested by", f"<@{requested_by}>"),
         field("Run status", f"{status} · {started}"),
         field("Source", escape(summary.source_name) or "_not recorded_"),
-        field("Git commit", f"`{escape(summary.git_commit[:SHORT_COMMIT])}`" if summary.git_commit else "_not recorded_"),
+        field(
+            "Git commit",
+            f"`{escape(summary.git_commit[:SHORT_COMMIT])}`" if summary.git_commit else "_not recorded_",
+        ),
     ]
     if summary.model_versions:
         shown = summary.model_versions[:CARD_MODEL_VERSIONS]
         lines = [
-            escape(f"{mv.name} v{mv.version}") + "".join(f" `@{escape(a)}`" for a in mv.aliases) for mv in shown
+            escape(f"{mv.name} v{mv.version}") + "".join(f" `@{escape(a)}`" for a in mv.aliases)
+            for mv in shown
         ]
         if len(summary.model_versions) > len(shown):
             lines.append(f"…and {len(summary.model_versions) - len(shown)} more")
@@ -215,7 +232,9 @@ def _param_line(summary: RunSummary, key: str) -> str:
 def _datasets_text(summary: RunSummary) -> str:
     lines = []
     for ds in summary.datasets[:CARD_DATASETS]:
-        detail = ", ".join(x for x in (ds.context, ds.source_type, f"digest {ds.digest}" if ds.digest else "") if x)
+        detail = ", ".join(
+            x for x in (ds.context, ds.source_type, f"digest {ds.digest}" if ds.digest else "") if x
+        )
         lines.append(f"• {escape(ds.name)}" + (f" ({escape(detail)})" if detail else ""))
     if len(summary.datasets) > CARD_DATASETS:
         lines.append(f"…and {len(summary.datasets) - CARD_DATASETS} more")
@@ -240,9 +259,13 @@ def _buttons(summary: RunSummary) -> list[ButtonElement]:
     value = review_value(summary)
     buttons = [
         ButtonElement(text=APPROVE_LABEL, action_id=ActionId.APPROVE, value=value, style="primary"),
-        ButtonElement(text=REQUEST_CHANGES_LABEL, action_id=ActionId.REQUEST_CHANGES, value=value, style="danger"),
+        ButtonElement(
+            text=REQUEST_CHANGES_LABEL, action_id=ActionId.REQUEST_CHANGES, value=value, style="danger"
+        ),
         ButtonElement(text=SCHEDULE_LABEL, action_id=ActionId.SCHEDULE, value=value),
     ]
     if summary.run_url:
-        buttons.append(ButtonElement(text=OPEN_LABEL, action_id=ActionId.OPEN_MLFLOW, url=summary.run_url, value=value))
+        buttons.append(
+            ButtonElement(text=OPEN_LABEL, action_id=ActionId.OPEN_MLFLOW, url=summary.run_url, value=value)
+        )
     return buttons

@@ -31,18 +31,24 @@ SLACK_ADVICE = {
         ":wave: I'm not a member of {channel}, so I can't post the review there. "
         "Invite me with `/invite @review-bot` in that channel, then run `" + COMMAND + "` again."
     ),
-    "is_archived": ":file_cabinet: {channel} is archived. Unarchive it or point `REVIEW_CHANNEL` at another channel.",
+    "is_archived": (
+        ":file_cabinet: {channel} is archived. Unarchive it or point `REVIEW_CHANNEL` at another channel."
+    ),
     "invalid_blocks": (
         ":bug: Slack rejected the card's layout (`invalid_blocks`). Nothing was posted. This is a review-bot "
         "bug and it has been logged; please report it with the run id."
     ),
     "msg_too_long": (
-        ":bug: Slack rejected the card as too long (`msg_too_long`). Nothing was posted. This is a review-bot bug "
-        "and it has been logged; please report it with the run id."
+        ":bug: Slack rejected the card as too long (`msg_too_long`). Nothing was posted. "
+        "This is a review-bot bug and it has been logged; please report it with the run id."
     ),
-    "ratelimited": ":hourglass: Slack is rate-limiting review-bot right now. Nothing was posted; try again in a minute.",
+    "ratelimited": (
+        ":hourglass: Slack is rate-limiting review-bot right now. Nothing was posted; try again in a minute."
+    ),
 }
-SLACK_DEFAULT_ADVICE = ":no_entry: Slack refused to post the review in {channel} (`{code}`). Nothing was posted."
+SLACK_DEFAULT_ADVICE = (
+    ":no_entry: Slack refused to post the review in {channel} (`{code}`). Nothing was posted."
+)
 
 
 def channel_mention(channel: str | None) -> str:

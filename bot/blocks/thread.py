@@ -24,7 +24,9 @@ CUT_SUFFIX = "_…and {n} more parts not shown. See everything in MLflow: {where
 CHART_TITLE = "Metric history: {run}"
 CHART_COMMENT = ":chart_with_upwards_trend: Metric history ({n} charts)."
 CHART_OMITTED = " Not charted for lack of room: {keys}."
-NO_HISTORY = ":information_source: No metric was logged over more than one step, so there is no history chart."
+NO_HISTORY = (
+    ":information_source: No metric was logged over more than one step, so there is no history chart."
+)
 PLOTS_COMMENT = ":frame_with_picture: Plots logged with the run ({n})."
 PLOTS_SKIPPED = " Skipped (over {mb} MB): {paths}."
 PLOTS_NOT_SHOWN = " Not shown ({n} more): {paths}."
@@ -61,7 +63,12 @@ def build_chart_comment(panel_count: int, omitted: Sequence[str]) -> str:
     return truncate(comment, limits.SECTION_TEXT)
 
 
-def build_plots_comment(shown: Sequence[ImageArtifact], too_big: Sequence[ImageArtifact], not_shown: Sequence[ImageArtifact], max_bytes: int) -> str:
+def build_plots_comment(
+    shown: Sequence[ImageArtifact],
+    too_big: Sequence[ImageArtifact],
+    not_shown: Sequence[ImageArtifact],
+    max_bytes: int,
+) -> str:
     comment = PLOTS_COMMENT.format(n=len(shown))
     if too_big:
         comment += PLOTS_SKIPPED.format(

@@ -56,7 +56,9 @@ def action_ids(message: dict[str, Any]) -> list[str]:
 
 
 def uploads_in_thread(slack: SlackTestServer, channel: str, ts: str) -> list[Any]:
-    return [f for f in list(slack.files.values()) if f.completed and f.channel == channel and f.thread_ts == ts]
+    return [
+        f for f in list(slack.files.values()) if f.completed and f.channel == channel and f.thread_ts == ts
+    ]
 
 
 def posts_mentioning(slack: SlackTestServer, user: str) -> list[Any]:

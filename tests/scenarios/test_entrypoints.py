@@ -16,8 +16,12 @@ REVIEW_BOT = [sys.executable, "-m", "bot"]
 
 
 def run_cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "MLFLOW_", "REDIS_", "REVIEW_"))}
-    return subprocess.run([*REVIEW_BOT, *args], env={**clean, **env}, cwd=cwd, capture_output=True, text=True, timeout=60)
+    clean = {
+        k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "MLFLOW_", "REDIS_", "REVIEW_"))
+    }
+    return subprocess.run(
+        [*REVIEW_BOT, *args], env={**clean, **env}, cwd=cwd, capture_output=True, text=True, timeout=60
+    )
 
 
 @pytest.mark.parametrize(
@@ -26,7 +30,11 @@ def run_cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Compl
         (["serve"], {}, "SLACK_BOT_TOKEN"),
         (["serve"], {"SLACK_BOT_TOKEN": support.BOT_TOKEN}, "SLACK_SIGNING_SECRET"),
         (["socket"], {"SLACK_BOT_TOKEN": support.BOT_TOKEN}, "SLACK_APP_TOKEN"),
-        (["serve"], {"SLACK_BOT_TOKEN": support.BOT_TOKEN, "SLACK_SIGNING_SECRET": "s", "PORT": "http"}, "PORT"),
+        (
+            ["serve"],
+            {"SLACK_BOT_TOKEN": support.BOT_TOKEN, "SLACK_SIGNING_SECRET": "s", "PORT": "http"},
+            "PORT",
+        ),
     ],
 )
 def test_missing_or_bad_settings_exit_2_with_one_line(tmp_path, args, env, named) -> None:
@@ -60,13 +68,21 @@ def test_socket_mode_acks_envelopes_and_posts_the_card(
     }
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "MLFLOW_", "REVIEW_"))}
     log = (tmp_path / "socket.log").open("w")
-    proc = subprocess.Popen([*REVIEW_BOT, "socket"], env={**clean, **env}, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [*REVIEW_BOT, "socket"], env={**clean, **env}, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT
+    )
     try:
         socket_server.wait_connected(timeout=60)
         run_id = runs.make_run("over-socket-mode")
         payload = {
-            "token": "x", "team_id": support.TEAM_ID, "channel_id": support.DEV_CHANNEL, "user_id": support.ANA,
-            "command": "/review", "text": run_id, "response_url": response_url, "trigger_id": "1.2.abc",
+            "token": "x",
+            "team_id": support.TEAM_ID,
+            "channel_id": support.DEV_CHANNEL,
+            "user_id": support.ANA,
+            "command": "/review",
+            "text": run_id,
+            "response_url": response_url,
+            "trigger_id": "1.2.abc",
             "api_app_id": "A0TEST",
         }
         envelope = socket_server.send_envelope("slash_commands", payload, accepts_response_payload=True)
@@ -74,7 +90,9 @@ def test_socket_mode_acks_envelopes_and_posts_the_card(
         assert f"<#{support.REVIEW_CHANNEL}>" in ack["payload"]["text"]
         card = eventually(lambda: cards_for(slack, run_id)[0], timeout=30)
         assert card["channel"] == support.REVIEW_CHANNEL
-        assert eventually(lambda: [t for t in response_texts(slack, response_url) if "Review card posted" in t])
+        assert eventually(
+            lambda: [t for t in response_texts(slack, response_url) if "Review card posted" in t]
+        )
     finally:
         support.stop_process(proc)
         log.close()

@@ -22,7 +22,9 @@ from tests.slow_proxy import SlowProxy
         ("stale timestamp", {"timestamp": int(time.time()) - 6 * 60}),
     ],
 )
-def test_forged_or_replayed_requests_get_401_and_do_nothing(bot, slack, runs, response_url, how, kwargs) -> None:
+def test_forged_or_replayed_requests_get_401_and_do_nothing(
+    bot, slack, runs, response_url, how, kwargs
+) -> None:
     run_id = runs.make_run("forged")
     reply = bot.command(run_id, response_url, user=support.CAROL, **kwargs)
     assert reply.status_code == 401, how
@@ -37,8 +39,13 @@ def test_tampered_body_gets_401(bot, slack, runs, response_url) -> None:
     ts = int(time.time())
     body = f"command={COMMAND}&text={run_id}&user_id={support.CAROL}&channel_id={support.DEV_CHANNEL}"
     headers = {"X-Slack-Signature": support.sign(body, ts)}
-    reply = bot.post_signed(body.replace(support.CAROL, support.ANA), "application/x-www-form-urlencoded",
-                            timestamp=ts, signed=False, headers=headers)
+    reply = bot.post_signed(
+        body.replace(support.CAROL, support.ANA),
+        "application/x-www-form-urlencoded",
+        timestamp=ts,
+        signed=False,
+        headers=headers,
+    )
     assert reply.status_code == 401
 
 
@@ -64,7 +71,9 @@ def test_bot_not_in_channel_says_to_invite_it(bots, slack, runs, response_url, e
     assert not cards_for(slack, run_id)
 
 
-def test_review_channel_unset_posts_where_the_command_came_from(bots, slack, runs, response_url, eventually) -> None:
+def test_review_channel_unset_posts_where_the_command_came_from(
+    bots, slack, runs, response_url, eventually
+) -> None:
     bot = bots.get(REVIEW_CHANNEL="")
     run_id = runs.make_run("here")
     bot.command(run_id, response_url, channel=support.DEV_CHANNEL)

@@ -4,6 +4,7 @@ and the bot scopes are exactly those the Web API methods it calls need."""
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 import yaml
@@ -36,12 +37,22 @@ def test_declared_commands_are_the_handled_ones(bot, response_url) -> None:
 
 
 def test_an_undeclared_command_is_not_handled(bot, response_url) -> None:
-    body = f"command=/not-ours&text=x&user_id={support.CAROL}&channel_id={support.DEV_CHANNEL}&response_url={response_url}"
+    body = urlencode(
+        {
+            "command": "/not-ours",
+            "text": "x",
+            "user_id": support.CAROL,
+            "channel_id": support.DEV_CHANNEL,
+            "response_url": response_url,
+        }
+    )
     reply = bot.post_signed(body, "application/x-www-form-urlencoded")
     assert reply.status_code == 404  # so a 200 above really means "handled"
 
 
-def test_every_action_id_is_handled_and_interactivity_is_on(bot, slack, runs, response_url, eventually) -> None:
+def test_every_action_id_is_handled_and_interactivity_is_on(
+    bot, slack, runs, response_url, eventually
+) -> None:
     assert MANIFEST["settings"]["interactivity"]["is_enabled"] is True
     run_id = runs.make_run("manifest")
     bot.command(run_id, response_url)
@@ -49,9 +60,18 @@ def test_every_action_id_is_handled_and_interactivity_is_on(bot, slack, runs, re
     on_card = {e["action_id"] for b in card["blocks"] if b["type"] == "actions" for e in b["elements"]}
     assert on_card == {a.value for a in ActionId}
     for action in ActionId:
-        reply = bot.block_action(action.value, "{}", slack.new_response_url(), message=card, channel=card["channel"], user=support.CAROL)
+        reply = bot.block_action(
+            action.value,
+            "{}",
+            slack.new_response_url(),
+            message=card,
+            channel=card["channel"],
+            user=support.CAROL,
+        )
         assert reply.status_code == 200, action
-    unknown = bot.block_action("not_ours", "{}", slack.new_response_url(), message=card, channel=card["channel"])
+    unknown = bot.block_action(
+        "not_ours", "{}", slack.new_response_url(), message=card, channel=card["channel"]
+    )
     assert unknown.status_code == 404
 
 
@@ -60,7 +80,9 @@ def test_declared_events_are_the_subscribed_ones() -> None:
     assert declared == set(SUBSCRIBED_EVENTS)
 
 
-def test_bot_scopes_are_exactly_what_the_called_methods_need(bot, slack, runs, response_url, eventually) -> None:
+def test_bot_scopes_are_exactly_what_the_called_methods_need(
+    bot, slack, runs, response_url, eventually
+) -> None:
     run_id = runs.make_run("scopes", histories={"loss": [1.0, 0.5, 0.2]})
     bot.command(run_id, response_url)
     eventually(lambda: [t for t in response_texts(slack, response_url) if "Review card posted" in t])

@@ -51,7 +51,9 @@ def full_run(runs) -> str:
     )
 
 
-def test_review_posts_card_to_review_channel_with_thread(bot, slack, full_run, response_url, eventually) -> None:
+def test_review_posts_card_to_review_channel_with_thread(
+    bot, slack, full_run, response_url, eventually
+) -> None:
     reply = bot.command(full_run, response_url)
 
     assert reply.status_code == 200, reply.text
@@ -67,9 +69,11 @@ def test_review_posts_card_to_review_channel_with_thread(bot, slack, full_run, r
     }
     header = card["blocks"][0]
     assert header["type"] == "header" and "gbm-candidate" in header["text"]["text"]
-    assert action_ids(card) == [a.value for a in (ActionId.APPROVE, ActionId.REQUEST_CHANGES, ActionId.SCHEDULE, ActionId.OPEN_MLFLOW)]
+    assert action_ids(card) == [
+        a.value for a in (ActionId.APPROVE, ActionId.REQUEST_CHANGES, ActionId.SCHEDULE, ActionId.OPEN_MLFLOW)
+    ]
     text = blocks_text(card)
-    assert f"/#/experiments/" in text and f"/runs/{full_run}|{full_run}>" in text  # run id linked to the UI
+    assert "/#/experiments/" in text and f"/runs/{full_run}|{full_run}>" in text  # run id linked to the UI
     assert "ana.lopez" in text and "train.py" in text and "`a1b2c3d`" in text
     assert "*Summary*" in text and "*baseline*" in text and "_two points_" in text
     assert "<https://scikit-learn.org/stable/|the docs>" in text
@@ -77,7 +81,12 @@ def test_review_posts_card_to_review_channel_with_thread(bot, slack, full_run, r
     assert text.index("val_auc") < text.index("val_accuracy")
     assert "gbm-candidate" in card["text"] and "<" not in card["text"]
 
-    uploads = eventually(lambda: len(uploads_in_thread(slack, card["channel"], card["ts"])) >= 2 and uploads_in_thread(slack, card["channel"], card["ts"]))
+    uploads = eventually(
+        lambda: (
+            len(uploads_in_thread(slack, card["channel"], card["ts"])) >= 2
+            and uploads_in_thread(slack, card["channel"], card["ts"])
+        )
+    )
     by_name = {f.filename: f for f in uploads}
     assert by_name["metric-history.png"].content.startswith(PNG_MAGIC)
     assert {"training_confusion_matrix.png", "roc_curve.png"} <= set(by_name)
@@ -85,7 +94,9 @@ def test_review_posts_card_to_review_channel_with_thread(bot, slack, full_run, r
     thread_texts = " ".join(m.get("text", "") for m in slack.thread(card["channel"], card["ts"]))
     assert "huge_plot.png" in thread_texts  # named as skipped, not silently dropped
 
-    posted = eventually(lambda: [t for t in response_texts(slack, response_url) if "Review card posted" in t][0])
+    posted = eventually(
+        lambda: [t for t in response_texts(slack, response_url) if "Review card posted" in t][0]
+    )
     assert "https://test.slack.com/archives/" in posted
 
 
@@ -183,7 +194,9 @@ def test_unknown_model_or_alias_is_named(bot, slack, runs, response_url, eventua
     assert not posts_mentioning(slack, support.CAROL)
 
 
-def test_untrusted_text_from_mlflow_pings_no_one_and_links_nowhere(bot, slack, runs, response_url, eventually) -> None:
+def test_untrusted_text_from_mlflow_pings_no_one_and_links_nowhere(
+    bot, slack, runs, response_url, eventually
+) -> None:
     run_id = runs.make_run(
         "<!channel>",
         params={"mention": "<!here> <@U0EVE>"},
@@ -211,10 +224,16 @@ def test_a_huge_run_still_posts_valid_messages(bot, slack, runs, response_url, e
     assert len(card["blocks"]) <= 50
     assert "…and 288 more in the thread" in blocks_text(card)
     assert "…and 988 more in the thread" in blocks_text(card)
-    thread = eventually(lambda: len(slack.thread(card["channel"], card["ts"])) >= 3 and slack.thread(card["channel"], card["ts"]))
+    thread = eventually(
+        lambda: (
+            len(slack.thread(card["channel"], card["ts"])) >= 3 and slack.thread(card["channel"], card["ts"])
+        )
+    )
     thread_text = " ".join(blocks_text(m) for m in thread)
     assert "param_0999" in thread_text and "metric_299" in thread_text and "Notes (continued)" in thread_text
-    rejected = [c for c in slack.calls if c.method.startswith("chat.") and not c.ok and run_id in json.dumps(c.args)]
+    rejected = [
+        c for c in slack.calls if c.method.startswith("chat.") and not c.ok and run_id in json.dumps(c.args)
+    ]
     assert rejected == []
 
 
@@ -246,7 +265,12 @@ def test_double_click_is_answered_once(bot, slack, runs, response_url, eventuall
     card = eventually(lambda: cards_for(slack, run_id)[0])
     url = slack.new_response_url()
     for _ in range(2):
-        assert bot.block_action(ActionId.APPROVE.value, "{}", url, message=card, channel=card["channel"]).status_code == 200
+        assert (
+            bot.block_action(
+                ActionId.APPROVE.value, "{}", url, message=card, channel=card["channel"]
+            ).status_code
+            == 200
+        )
     eventually(lambda: response_texts(slack, url))
     import time
 
