@@ -17,6 +17,7 @@ log = logging.getLogger("review-bot")
 EXIT_CONFIG = 2
 DEMO_DIR = Path("demo")
 PREVIEW_DIR = Path("preview")
+DEMO_KEY_METRICS = ("val_auc", "val_f1", "val_recall", "val_precision", "val_loss")
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -137,6 +138,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
     print(f"Building a demo MLflow store in {out_dir}/ (scikit-learn models on built-in data sets)…")
     store = build_demo_store(tracking_uri, str(out_dir / "artifacts"))
     settings = load_settings(mlflow_tracking_uri=tracking_uri, mlflow_ui_url=args.ui_url)
+    if not settings.review_key_metrics:  # what a team would put first for this classifier
+        settings = settings.model_copy(update={"review_key_metrics": list(DEMO_KEY_METRICS)})
     preparer = create_preparer(settings, create_gateway(settings))
     result = write_preview(preparer, parse_ref(store.review_run_id), Path(args.out))
     print(f"Preview of the review of run {store.review_run_id} written to {result.out}/:")

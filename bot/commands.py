@@ -26,7 +26,7 @@ USAGE = (
     "• a run's URL from the MLflow UI: `https://mlflow.example.com/#/experiments/1/runs/3f2a9c…`\n"
     "• a run URI: `runs:/3f2a9c…/model`\n"
     "• a registered model version: `models:/fraud-clf/3` or an alias: `models:/fraud-clf@champion`\n"
-    f"`{COMMAND} help` shows this message."
+    f"`{COMMAND} help` shows this message. Mentioning the bot works too: `@review-bot <run>`."
 )
 
 
@@ -40,9 +40,17 @@ class ReviewCommand:
     ref: RunRef
 
 
+HELP_WORDS = frozenset({"help", "-h", "--help", "?"})
+
+
+def is_help(text: str) -> bool:
+    words = text.split()
+    return not words or words[0].lower() in HELP_WORDS
+
+
 def parse_command(text: str) -> HelpCommand | ReviewCommand:
     words = text.split()
-    if not words or words[0].lower() in {"help", "-h", "--help", "?"}:
+    if is_help(text):
         return HelpCommand()
     if len(words) > 1:
         raise BadReference(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from bot.commands import is_help
+
 EVENT_TTL = 3600  # Slack retries an event up to 3 times within about 5 minutes
 COMMAND_TTL = 10  # a double submission arrives within seconds; a deliberate re-run later is new
 ACTION_TTL = 5  # a double click
@@ -16,6 +18,8 @@ def dedupe_key(body: dict[str, Any]) -> tuple[str, int] | None:
         return f"dedupe:event:{body['event_id']}", EVENT_TTL
     if "command" in body and "user_id" in body:
         text = " ".join(str(body.get("text", "")).split())
+        if is_help(text):
+            return None  # answering usage twice does no harm; "Already on it" would puzzle
         digest = hashlib.sha256(text.encode()).hexdigest()[:16]
         return (
             f"dedupe:command:{body.get('team_id')}:{body['user_id']}:{body.get('channel_id')}:{body['command']}:{digest}",

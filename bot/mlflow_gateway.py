@@ -21,6 +21,8 @@ from urllib.parse import quote
 import requests
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from mlflow.utils.credentials import get_default_host_creds
+from mlflow.utils.rest_utils import http_request, verify_rest_response
 
 from bot.errors import MlflowUnavailable, NotFound
 from bot.models import (
@@ -44,6 +46,7 @@ MAX_ARTIFACT_DEPTH = 3
 SKIP_ARTIFACT_DIRS = frozenset({"model", "models", "checkpoints"})
 HISTORY_FETCH_THREADS = 8
 HEALTH_TIMEOUT_SECONDS = 2
+BULK_INTERVAL_ENDPOINT = "/api/2.0/mlflow/metrics/get-history-bulk-interval"
 
 _NOT_FOUND_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"})
 
@@ -182,19 +185,45 @@ class MlflowGateway:
             key=lambda mv: (mv.name, int(mv.version) if mv.version.isdigit() else 0),
         )
 
-    def metric_histories(self, run_id: str, keys: Iterable[str]) -> list[MetricSeries]:
-        """Full histories of the given metrics, fetched in parallel (one request per metric)."""
+    def metric_histories(
+        self, run_id: str, keys: Iterable[str], max_points: int = 1000
+    ) -> list[MetricSeries]:
+        """Histories of the given metrics, at most `max_points` each, fetched in parallel.
+
+        A tracking server samples them itself (its bulk-interval endpoint keeps the first and last
+        steps), so a 100,000-step metric costs what a 1,000-step one does; a local store returns
+        the full history and the chart downsamples it.
+        """
+        sampled = self.tracking_uri.startswith(("http://", "https://"))
 
         def fetch(key: str) -> MetricSeries:
-            points = self._call(f"metric `{key}`", lambda: self._client.get_metric_history(run_id, key))
-            points = sorted(points, key=lambda m: (m.step, m.timestamp))
-            return MetricSeries(key=key, steps=[m.step for m in points], values=[m.value for m in points])
+            if sampled:
+                points = self._call(f"metric `{key}`", lambda: self._sampled_history(run_id, key, max_points))
+            else:
+                points = [
+                    (m.step, m.timestamp, m.value)
+                    for m in self._call(
+                        f"metric `{key}`", lambda: self._client.get_metric_history(run_id, key)
+                    )
+                ]
+            points.sort()
+            return MetricSeries(key=key, steps=[p[0] for p in points], values=[p[2] for p in points])
 
         keys = sorted(keys)
         with ThreadPoolExecutor(
             max_workers=HISTORY_FETCH_THREADS, thread_name_prefix="mlflow-history"
         ) as pool:
             return list(pool.map(fetch, keys))
+
+    def _sampled_history(self, run_id: str, key: str, max_points: int) -> list[tuple[int, int, float]]:
+        response = http_request(
+            get_default_host_creds(self.tracking_uri),
+            BULK_INTERVAL_ENDPOINT,
+            "GET",
+            params={"run_ids": run_id, "metric_key": key, "max_results": max_points},
+        )
+        verify_rest_response(response, BULK_INTERVAL_ENDPOINT)
+        return [(m["step"], m["timestamp"], m["value"]) for m in response.json().get("metrics", [])]
 
     def list_images(self, run_id: str) -> list[ImageArtifact]:
         """Image artifacts of a run, shallow folders first, in a stable order."""

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from slack_bolt import App
 
-from handlers import actions, commands, middleware
+from handlers import actions, commands, events, middleware
 
 if TYPE_CHECKING:
     from bot.app import Services
@@ -16,3 +16,4 @@ def register_all(app: App, services: Services) -> None:
     middleware.register(app, services)
     commands.register(app, services)
     actions.register(app, services)
+    events.register(app, services)

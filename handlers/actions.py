@@ -22,15 +22,17 @@ _NOT_YET = {
 
 
 def register(app: App, services: Services) -> None:
+    def acknowledge(ack: Ack) -> None:
+        ack()
+
     for action_id, label in _NOT_YET.items():
 
-        def not_available_yet(ack: Ack, respond: Respond, label: str = label) -> None:
-            ack()
+        def not_available_yet(respond: Respond, label: str = label) -> None:
             respond(
                 text=NOT_AVAILABLE_YET.format(label=label), response_type="ephemeral", replace_original=False
             )
 
-        app.action(action_id.value)(not_available_yet)
+        app.action(action_id.value)(ack=acknowledge, lazy=[not_available_yet])
 
     def open_in_mlflow(ack: Ack) -> None:
         ack()  # a link button: Slack opens the URL, we only acknowledge

@@ -120,6 +120,7 @@ def slack() -> Iterator[SlackTestServer]:
     server.add_channel(support.NOBOT_CHANNEL, "random", is_member=False)
     server.add_user(support.ANA, "ana.lopez", "Ana Lopez", "ana.lopez@example.com", "Europe/Madrid")
     server.add_user(support.BO, "bo", "Bo Chen", "bo.chen@example.com", "America/New_York")
+    server.add_user(support.CAROL, "carol", "Carol Diaz", "carol@example.com", "UTC")
     yield server
     server.stop()
 

@@ -155,6 +155,21 @@ class BotProcess:
         )
 
 
+def event_body(event: dict[str, Any], event_id: str) -> str:
+    return json.dumps(
+        {
+            "token": "deprecated-verification-token",
+            "team_id": TEAM_ID,
+            "api_app_id": "A0TEST",
+            "event": event,
+            "type": "event_callback",
+            "event_id": event_id,
+            "event_time": int(time.time()),
+            "authorizations": [{"team_id": TEAM_ID, "user_id": "U0BOT", "is_bot": True}],
+        }
+    )
+
+
 def start_bot(env: dict[str, str], log_path: Path, timeout: float = 60) -> BotProcess:
     port = free_port()
     full_env = {**os.environ, **env, "PORT": str(port), "PYTHONUNBUFFERED": "1"}

@@ -120,8 +120,11 @@ def ack_burst(
 
     since = time.time()
     started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="bench-ack") as pool:
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="bench-ack")
+    try:
         results = list(pool.map(send, range(commands)))
+    finally:  # on Ctrl-C, drop the commands not sent yet instead of sending them all first
+        pool.shutdown(wait=True, cancel_futures=True)
     send_wall = time.perf_counter() - started
 
     latencies = [latency for latency, _, _ in results if latency is not None]

@@ -75,6 +75,9 @@ def test_every_action_id_is_handled_and_interactivity_is_on(
     assert unknown.status_code == 404
 
 
+EVENT_SCOPES = {"app_mention": "app_mentions:read"}
+
+
 def test_declared_events_are_the_subscribed_ones() -> None:
     declared = set(MANIFEST.get("settings", {}).get("event_subscriptions", {}).get("bot_events", []))
     assert declared == set(SUBSCRIBED_EVENTS)
@@ -91,7 +94,11 @@ def test_bot_scopes_are_exactly_what_the_called_methods_need(
     called = {c.method for c in slack.calls if c.token == support.BOT_TOKEN}
     unknown = called - set(METHOD_SCOPES)
     assert not unknown, f"add these methods' scopes to METHOD_SCOPES: {unknown}"
-    needed = {METHOD_SCOPES[m] for m in called} - {None} | {"commands"}
+    needed = (
+        {METHOD_SCOPES[m] for m in called} - {None}
+        | {"commands"}
+        | {EVENT_SCOPES[e] for e in SUBSCRIBED_EVENTS}
+    )
     assert set(MANIFEST["oauth_config"]["scopes"]["bot"]) == needed
 
 

@@ -100,3 +100,9 @@ def test_view_submission() -> None:
 )
 def test_other_bodies_are_not_deduplicated(body: dict[str, Any]) -> None:
     assert dedupe_key(body) is None
+
+
+@pytest.mark.parametrize("text", ["", "help", "  HELP  "])
+def test_help_is_never_deduplicated(text: str) -> None:
+    body = {"command": "/review", "user_id": "U1", "channel_id": "C1", "team_id": "T1", "text": text}
+    assert dedupe_key(body) is None

@@ -12,6 +12,7 @@ from bot.blocks.replies import (
     channel_mention,
 )
 from bot.commands import parse_ref
+from bot.errors import BadReference
 from bot.models import RefKind, RunRef
 
 RUN_ID = "0123456789abcdef0123456789abcdef"
@@ -64,9 +65,13 @@ def test_ack_text_for_each_kind_of_reference() -> None:
     assert build_ack_text(alias, "").endswith("will appear in this channel.")
 
 
-def test_ack_text_escapes_a_decoded_model_name() -> None:
-    ref = parse_ref("models:/%3C!channel%3E/3")
-    assert ref.model_name == "<!channel>"
+def test_ack_text_escapes_a_model_name_even_if_parsing_let_it_through() -> None:
+    ref = RunRef(kind=RefKind.MODEL_VERSION, raw="x", model_name="<!channel>", version="3")
     text = build_ack_text(ref, "C1")
     assert "model `&lt;!channel&gt;` version 3" in text
     assert "<!channel>" not in text
+
+
+def test_a_decoded_model_name_that_could_mention_is_refused() -> None:
+    with pytest.raises(BadReference, match="characters no registered model name uses"):
+        parse_ref("models:/%3C!channel%3E/3")
