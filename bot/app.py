@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -85,4 +86,13 @@ def create_app(settings: Settings, services: Services | None = None, *, socket_m
         ),
     )
     register_all(app, services)
+    app.error(log_unexpected_error)
     return app
+
+
+def log_unexpected_error(error: Exception, logger: logging.Logger) -> None:
+    """Listener failures the handlers did not expect: logged with an id (never the payload)."""
+    error_id = uuid.uuid4().hex[:8]
+    logger.error(
+        "unexpected %s in a Slack listener (error id %s)", type(error).__name__, error_id, exc_info=error
+    )

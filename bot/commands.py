@@ -6,10 +6,12 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote, urlparse
 
+from bot.blocks.mrkdwn import escape, truncate
 from bot.errors import BadReference
 from bot.ids import COMMAND
 from bot.models import RefKind, RunRef
 
+SHOWN_INPUT_CHARS = 120
 RUN_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 _URL_RUN_RE = re.compile(r"/runs/([0-9a-fA-F]{32})(?:[/?#]|$)")
 _RUNS_URI_RE = re.compile(r"^runs:/([^/]+)(?:/.*)?$")
@@ -113,5 +115,4 @@ def parse_ref(raw: str) -> RunRef:
 
 def _shown(raw: str) -> str:
     """The input echoed back safely inside `code`: no backticks, no mrkdwn escapes, bounded."""
-    cleaned = raw.replace("`", "'").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return cleaned if len(cleaned) <= 120 else cleaned[:119] + "…"
+    return truncate(escape(raw.replace("`", "'")), SHOWN_INPUT_CHARS)

@@ -29,6 +29,7 @@ from bot.blocks.thread import (
 from bot.errors import ReviewBotError, SlackRefused
 from bot.mlflow_gateway import MlflowGateway
 from bot.models import RunRef, RunSummary
+from bot.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -140,8 +141,8 @@ Notify = Callable[[str], None]
 
 class ReviewPublisher:
     def __init__(
-        self, preparer: ReviewPreparer, client: WebClient, review_channel: str | None, store
-    ) -> None:  # noqa: ANN001
+        self, preparer: ReviewPreparer, client: WebClient, review_channel: str | None, store: Store
+    ) -> None:
         self.preparer = preparer
         self.client = client
         self.review_channel = review_channel

@@ -8,7 +8,9 @@ import time
 import pytest
 import requests
 
+from bot.blocks.replies import ACK_DUPLICATE
 from bot.ids import COMMAND
+from bot.store import SINGLE_REPLICA_WARNING
 from tests import support
 from tests.scenarios.helpers import cards_for, posts_mentioning, response_texts
 from tests.slow_proxy import SlowProxy
@@ -155,3 +157,16 @@ def test_secrets_never_reach_the_logs(bots, slack, runs, response_url, eventuall
     assert "chat.postMessage" in log  # DEBUG logging really was on
     assert support.BOT_TOKEN not in log and support.SIGNING_SECRET not in log
     assert json.dumps(support.BOT_TOKEN)[1:-1] not in log
+
+
+def test_without_redis_the_bot_runs_in_process_and_warns_once(
+    bots, slack, runs, response_url, eventually
+) -> None:
+    bot = bots.get(REDIS_URL="")
+    assert bot.log().count(SINGLE_REPLICA_WARNING) == 1
+    health = requests.get(f"{bot.url}/healthz", timeout=10).json()
+    assert health["redis"] == "in-process (single replica only)" and health["status"] == "ok"
+    run_id = runs.make_run("no-redis")
+    first, second = bot.command(run_id, response_url), bot.command(run_id, response_url)
+    assert ACK_DUPLICATE in (first.json()["text"], second.json()["text"])  # de-duplication still works
+    assert eventually(lambda: cards_for(slack, run_id))
