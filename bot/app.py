@@ -11,10 +11,12 @@ from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
+from bot.cards import CardIndex
 from bot.config import Settings
 from bot.mlflow_gateway import MlflowGateway
 from bot.reviews import ReviewPreparer, ReviewPublisher
 from bot.store import Store, create_store
+from bot.voting import VoteService
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,7 @@ class Services:
     client: WebClient
     preparer: ReviewPreparer
     publisher: ReviewPublisher
+    votes: VoteService
 
     def health(self) -> dict[str, str]:
         return {"mlflow": self.gateway.health(), "redis": self.store.health()}
@@ -40,7 +43,11 @@ def create_gateway(settings: Settings) -> MlflowGateway:
 
 def create_preparer(settings: Settings, gateway: MlflowGateway) -> ReviewPreparer:
     return ReviewPreparer(
-        gateway, settings.review_key_metrics, settings.max_thread_images, settings.max_image_bytes
+        gateway,
+        settings.review_key_metrics,
+        settings.max_thread_images,
+        settings.max_image_bytes,
+        settings.required_approvals,
     )
 
 
@@ -61,8 +68,19 @@ def build_services(settings: Settings) -> Services:
     store = create_store(settings.redis_url)
     client = create_slack_client(settings)
     preparer = create_preparer(settings, gateway)
-    publisher = ReviewPublisher(preparer, client, settings.review_channel, store)
-    return Services(settings, gateway, store, client, preparer, publisher)
+    cards = CardIndex(store, client)
+    publisher = ReviewPublisher(preparer, client, settings.review_channel, store, cards)
+    votes = VoteService(
+        gateway,
+        store,
+        client,
+        cards,
+        reviewers=settings.reviewers,
+        reviewer_group=settings.reviewer_group,
+        required_approvals=settings.required_approvals,
+        key_metrics=settings.review_key_metrics,
+    )
+    return Services(settings, gateway, store, client, preparer, publisher, votes)
 
 
 def create_app(settings: Settings, services: Services | None = None, *, socket_mode: bool = False) -> App:

@@ -1,9 +1,10 @@
-"""`review-bot`: serve (HTTP), socket (Socket Mode), preview, demo."""
+"""`review-bot`: serve (HTTP), socket (Socket Mode), preview, demo, gate."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 import threading
 from pathlib import Path
@@ -154,6 +155,32 @@ def cmd_demo(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_gate(args: argparse.Namespace) -> None:
+    """A deployment gate: 0 approved, 1 not (with the reason), 2 could not tell."""
+    from bot.app import create_gateway
+    from bot.commands import parse_ref
+    from bot.errors import ReviewBotError
+    from bot.gate import gate_verdict
+
+    settings = load_settings(**({"mlflow_tracking_uri": args.tracking_uri} if args.tracking_uri else {}))
+    logging.basicConfig(level=logging.ERROR)
+    try:
+        gateway = create_gateway(settings)
+        run_id = gateway.resolve(parse_ref(args.ref))
+        verdict = gate_verdict(run_id, gateway.review_of(run_id))
+    except ReviewBotError as exc:
+        print(f"review-bot gate: {_plain(exc.user_message())}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+    print(verdict.reason)
+    raise SystemExit(0 if verdict.approved else 1)
+
+
+def _plain(text: str) -> str:
+    """Slack-formatted text for a terminal: no emoji codes, no mrkdwn escapes."""
+    text = re.sub(r"^:[a-z_]+: ", "", text)
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="review-bot", description="Model reviews for MLflow runs, in Slack."
@@ -175,6 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default=str(PREVIEW_DIR), help="preview folder (default: ./preview)")
     demo.add_argument("--ui-url", default="http://localhost:5000", help="MLflow UI address used in links")
     demo.set_defaults(func=cmd_demo)
+    gate = sub.add_parser(
+        "gate", help="exit 0 if the run behind REF is approved, 1 if not (with the reason), 2 on errors"
+    )
+    gate.add_argument("ref", help="run id, runs:/ URI, models:/name/version or models:/name@alias")
+    gate.add_argument("--tracking-uri", help="overrides MLFLOW_TRACKING_URI")
+    gate.set_defaults(func=cmd_gate)
     return parser
 
 

@@ -43,18 +43,30 @@ class Settings(BaseSettings):
     max_thread_images: int = Field(default=6, ge=0, le=20)
     max_image_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
 
+    # Approvals
+    reviewers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    reviewer_group: str | None = None
+    required_approvals: int = Field(default=1, ge=1, le=20)
+    approve_emoji: str = "white_check_mark"
+    changes_emoji: str = "x"
+
     # Serving
     port: int = Field(default=3000, ge=1, le=65535)
     web_concurrency: int = Field(default=1, ge=1)
     worker_threads: int = Field(default=8, ge=1)
     log_level: str = "INFO"
 
-    @field_validator("review_key_metrics", mode="before")
+    @field_validator("review_key_metrics", "reviewers", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("approve_emoji", "changes_emoji")
+    @classmethod
+    def _bare_emoji(cls, value: str) -> str:
+        return value.strip().strip(":")  # accept ":x:" as well as "x"
 
     @field_validator("slack_api_url")
     @classmethod

@@ -28,4 +28,4 @@ class MetadataEvent(StrEnum):
 
 
 # Events API subscriptions the bot handles (keep in step with manifest.yml).
-SUBSCRIBED_EVENTS: tuple[str, ...] = ("app_mention",)
+SUBSCRIBED_EVENTS: tuple[str, ...] = ("app_mention", "reaction_added", "reaction_removed")

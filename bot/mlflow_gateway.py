@@ -19,6 +19,7 @@ from typing import TypeVar
 from urllib.parse import quote
 
 import requests
+from mlflow.entities import RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.credentials import get_default_host_creds
@@ -31,9 +32,11 @@ from bot.models import (
     MetricSeries,
     ModelVersionRef,
     RefKind,
+    ReviewState,
     RunRef,
     RunSummary,
 )
+from bot.review import MODEL_VERSION_TAGS, state_from_tags, tags_for
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,7 @@ MAX_ARTIFACT_DEPTH = 3
 SKIP_ARTIFACT_DIRS = frozenset({"model", "models", "checkpoints"})
 HISTORY_FETCH_THREADS = 8
 HEALTH_TIMEOUT_SECONDS = 2
+DISCUSSION_ARTIFACT = "review/discussion.md"
 BULK_INTERVAL_ENDPOINT = "/api/2.0/mlflow/metrics/get-history-bulk-interval"
 
 _NOT_FOUND_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"})
@@ -158,6 +162,7 @@ class MlflowGateway:
             model_versions=self.model_versions_of(run_id),
             run_url=run_url(self.ui_url, info.experiment_id, info.run_id),
             experiment_url=experiment_url(self.ui_url, info.experiment_id),
+            review=state_from_tags(info.run_id, tags),
         )
 
     def model_versions_of(self, run_id: str) -> list[ModelVersionRef]:
@@ -214,6 +219,36 @@ class MlflowGateway:
             max_workers=HISTORY_FETCH_THREADS, thread_name_prefix="mlflow-history"
         ) as pool:
             return list(pool.map(fetch, keys))
+
+    # --- writes ----------------------------------------------------------------------------------
+
+    def record_review(self, state: ReviewState, model_versions: list[ModelVersionRef]) -> None:
+        """Write the review's tags on the run in one log_batch (all or nothing), then mirror the
+        registry-facing ones onto the run's model versions.
+
+        The run's tags are the source of truth; the mirror is rewritten whole on every change, so a
+        mirror interrupted by an MLflow failure is corrected by the next write.
+        """
+        tags = tags_for(state)
+        self._call(
+            f"run `{state.run_id}`",
+            lambda: self._client.log_batch(state.run_id, tags=[RunTag(k, v) for k, v in tags.items()]),
+        )
+        for mv in model_versions:
+            for key in MODEL_VERSION_TAGS:
+                self._call(
+                    f"model `{mv.name}` version {mv.version}",
+                    lambda mv=mv, key=key: self._client.set_model_version_tag(
+                        mv.name, mv.version, key, tags[key]
+                    ),
+                )
+
+    def log_discussion(self, run_id: str, markdown: str) -> None:
+        self._call(f"run `{run_id}`", lambda: self._client.log_text(run_id, markdown, DISCUSSION_ARTIFACT))
+
+    def review_of(self, run_id: str) -> ReviewState | None:
+        run = self._call(f"run `{run_id}`", lambda: self._client.get_run(run_id))
+        return state_from_tags(run_id, run.data.tags)
 
     def _sampled_history(self, run_id: str, key: str, max_points: int) -> list[tuple[int, int, float]]:
         response = http_request(

@@ -66,6 +66,44 @@ class ImageArtifact(_Frozen):
     size: int  # bytes; -1 when the store does not say
 
 
+class ReviewStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    CHANGES_REQUESTED = "changes_requested"
+
+
+class VoteKind(StrEnum):
+    APPROVE = "approve"
+    REQUEST_CHANGES = "request_changes"
+
+
+class Via(StrEnum):
+    BUTTON = "button"
+    REACTION = "reaction"
+
+
+class Vote(_Frozen):
+    user: str  # Slack user id
+    name: str
+    at: datetime
+    via: Via
+
+
+class ReviewState(_Frozen):
+    """A run's review as recorded in its MLflow tags (the source of truth)."""
+
+    run_id: str
+    status: ReviewStatus = ReviewStatus.PENDING
+    approvals: list[Vote] = Field(default_factory=list)
+    change_requests: list[Vote] = Field(default_factory=list)
+    requested_by: str = ""
+    requested_at: datetime | None = None
+    decided_at: datetime | None = None
+    slack_channel: str = ""
+    slack_ts: str = ""
+    slack_permalink: str = ""
+
+
 class RunSummary(_Frozen):
     """Everything the card and its thread show about one MLflow run."""
 
@@ -86,6 +124,7 @@ class RunSummary(_Frozen):
     model_versions: list[ModelVersionRef] = Field(default_factory=list)
     run_url: str = ""  # the run's page in the MLflow UI; "" when no UI is known
     experiment_url: str = ""
+    review: ReviewState | None = None  # what the run's review.* tags say; None if never reviewed
 
     @property
     def duration_seconds(self) -> float | None:

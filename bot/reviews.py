@@ -10,6 +10,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -17,7 +18,14 @@ from slack_sdk.errors import SlackApiError
 from bot import charts
 from bot.blocks.card import CardLayout, build_review_card, plan_card
 from bot.blocks.message import SlackMessage
-from bot.blocks.replies import POSTED, THREAD_PART_FAILED, UNEXPECTED, build_slack_advice, channel_mention
+from bot.blocks.replies import (
+    POSTED,
+    REQUEST_NOT_RECORDED,
+    THREAD_PART_FAILED,
+    UNEXPECTED,
+    build_slack_advice,
+    channel_mention,
+)
 from bot.blocks.thread import (
     CHART_TITLE,
     NO_HISTORY,
@@ -26,14 +34,16 @@ from bot.blocks.thread import (
     build_overflow,
     build_plots_comment,
 )
+from bot.cards import CardIndex, CardRef
 from bot.errors import ReviewBotError, SlackRefused
 from bot.mlflow_gateway import MlflowGateway
-from bot.models import RunRef, RunSummary
-from bot.store import Store
+from bot.models import ReviewState, RunRef, RunSummary
+from bot.store import LockBusy, Store
 
 log = logging.getLogger(__name__)
 
-CARD_STATE_TTL = 30 * 24 * 3600
+RUN_LOCK_TTL = 30
+RUN_LOCK_WAIT = 15
 
 
 @dataclass(frozen=True)
@@ -64,8 +74,14 @@ class PreparedCard:
 
 class ReviewPreparer:
     def __init__(
-        self, gateway: MlflowGateway, key_metrics: list[str], max_images: int, max_image_bytes: int
+        self,
+        gateway: MlflowGateway,
+        key_metrics: list[str],
+        max_images: int,
+        max_image_bytes: int,
+        required_approvals: int = 1,
     ) -> None:
+        self.required_approvals = required_approvals
         self.gateway = gateway
         self.key_metrics = key_metrics
         self.max_images = max_images
@@ -77,7 +93,12 @@ class ReviewPreparer:
         return PreparedCard(
             summary,
             layout,
-            build_review_card(summary, requested_by=requested_by, key_metrics=self.key_metrics),
+            build_review_card(
+                summary,
+                requested_by=requested_by,
+                key_metrics=self.key_metrics,
+                required_approvals=self.required_approvals,
+            ),
         )
 
     def thread(self, prepared: PreparedCard) -> Iterator[ThreadItem]:
@@ -141,12 +162,18 @@ Notify = Callable[[str], None]
 
 class ReviewPublisher:
     def __init__(
-        self, preparer: ReviewPreparer, client: WebClient, review_channel: str | None, store: Store
+        self,
+        preparer: ReviewPreparer,
+        client: WebClient,
+        review_channel: str | None,
+        store: Store,
+        cards: CardIndex,
     ) -> None:
         self.preparer = preparer
         self.client = client
         self.review_channel = review_channel
         self.store = store
+        self.cards = cards
 
     def target_channel(self, origin_channel: str) -> str:
         return self.review_channel or origin_channel
@@ -168,14 +195,31 @@ class ReviewPublisher:
             log.exception("posting review of %s failed (error id %s)", ref.raw, error_id)
             notify(UNEXPECTED.format(error_id=error_id))
             return None
-        self.store.put_json(
-            f"card:{channel}:{ts}",
-            {"run_id": prepared.summary.run_id, "experiment_id": prepared.summary.experiment_id},
-            CARD_STATE_TTL,
-        )
-        notify(POSTED.format(where=channel_mention(channel), permalink=self._permalink(channel, ts)))
+        summary = prepared.summary
+        self.cards.remember(channel, ts, CardRef(summary.run_id, summary.experiment_id))
+        permalink = self._permalink(channel, ts)
+        self._record_request(summary, requested_by, channel, ts, permalink, notify)
+        notify(POSTED.format(where=channel_mention(channel), permalink=permalink))
         self._post_thread(prepared, channel, ts, notify)
         return ts
+
+    def _record_request(
+        self, summary: RunSummary, requested_by: str, channel: str, ts: str, permalink: str, notify: Notify
+    ) -> None:
+        """The review request goes to the run's tags; a run already under review keeps its votes."""
+        gateway = self.preparer.gateway
+        try:
+            with self.store.lock(f"run:{summary.run_id}", RUN_LOCK_TTL, RUN_LOCK_WAIT):
+                state = gateway.review_of(summary.run_id) or ReviewState(
+                    run_id=summary.run_id, requested_by=requested_by, requested_at=datetime.now(tz=UTC)
+                )
+                state = state.model_copy(
+                    update={"slack_channel": channel, "slack_ts": ts, "slack_permalink": permalink}
+                )
+                gateway.record_review(state, summary.model_versions)
+        except (ReviewBotError, LockBusy) as exc:
+            log.error("recording the review request of run %s failed: %s", summary.run_id, exc)
+            notify(REQUEST_NOT_RECORDED)
 
     def _post_card(self, prepared: PreparedCard, channel: str) -> str:
         try:

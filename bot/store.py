@@ -10,6 +10,8 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol
 
 import redis
@@ -35,6 +37,14 @@ class Store(Protocol):
 
     def health(self) -> str: ...
 
+    def lock(self, name: str, ttl_seconds: int, wait_seconds: float) -> AbstractContextManager[None]:
+        """Hold `name` exclusively (across processes for Redis); it expires after `ttl_seconds` so a
+        crashed holder cannot block it for ever. Raises LockBusy after `wait_seconds`."""
+
+
+class LockBusy(Exception):
+    pass
+
 
 class RedisStore:
     def __init__(self, url: str) -> None:
@@ -54,6 +64,20 @@ class RedisStore:
         raw = self._redis.get(KEY_PREFIX + key)
         return json.loads(raw) if raw is not None else None
 
+    @contextmanager
+    def lock(self, name: str, ttl_seconds: int, wait_seconds: float) -> Iterator[None]:
+        key = f"{KEY_PREFIX}lock:{name}"
+        lock = self._redis.lock(key, timeout=ttl_seconds, blocking_timeout=wait_seconds)
+        if not lock.acquire():
+            raise LockBusy(name)
+        try:
+            yield
+        finally:
+            try:
+                lock.release()
+            except redis.exceptions.LockError:  # expired while held: the next holder already has it
+                log.warning("lock %s expired before release", name)
+
     def health(self) -> str:
         try:
             self._redis.ping()
@@ -69,6 +93,7 @@ class MemoryStore:
         self._clock = clock
         self._lock = threading.Lock()
         self._data: dict[str, tuple[float, str]] = {}
+        self._locks: dict[str, threading.Lock] = {}
 
     def _live(self, key: str) -> str | None:
         item = self._data.get(key)
@@ -99,6 +124,17 @@ class MemoryStore:
         with self._lock:
             raw = self._live(key)
         return json.loads(raw) if raw is not None else None
+
+    @contextmanager
+    def lock(self, name: str, ttl_seconds: int, wait_seconds: float) -> Iterator[None]:
+        with self._lock:
+            held = self._locks.setdefault(name, threading.Lock())
+        if not held.acquire(timeout=wait_seconds):
+            raise LockBusy(name)
+        try:
+            yield
+        finally:
+            held.release()
 
     def health(self) -> str:
         return "in-process (single replica only)"

@@ -1,38 +1,50 @@
-"""Buttons on the review card."""
+"""Buttons on the review card: acknowledged at once, the vote recorded in the background."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, App, Respond
 
-from bot.blocks.card import APPROVE_LABEL, REQUEST_CHANGES_LABEL, SCHEDULE_LABEL
+from bot.blocks.card import SCHEDULE_LABEL
 from bot.blocks.replies import NOT_AVAILABLE_YET
 from bot.ids import ActionId
+from bot.models import Via, VoteKind
 
 if TYPE_CHECKING:
     from bot.app import Services
 
-# Wired by the approvals and meetings work; until then a click says so instead of doing nothing.
-_NOT_YET = {
-    ActionId.APPROVE: APPROVE_LABEL,
-    ActionId.REQUEST_CHANGES: REQUEST_CHANGES_LABEL,
-    ActionId.SCHEDULE: SCHEDULE_LABEL,
-}
+VOTE_ACTIONS = {ActionId.APPROVE: VoteKind.APPROVE, ActionId.REQUEST_CHANGES: VoteKind.REQUEST_CHANGES}
 
 
 def register(app: App, services: Services) -> None:
     def acknowledge(ack: Ack) -> None:
         ack()
 
-    for action_id, label in _NOT_YET.items():
+    for action_id, kind in VOTE_ACTIONS.items():
 
-        def not_available_yet(respond: Respond, label: str = label) -> None:
-            respond(
-                text=NOT_AVAILABLE_YET.format(label=label), response_type="ephemeral", replace_original=False
+        def vote(body: dict[str, Any], respond: Respond, kind: VoteKind = kind) -> None:
+            container = body.get("container") or {}
+            services.votes.vote(
+                channel=container.get("channel_id") or body["channel"]["id"],
+                ts=container["message_ts"],
+                user=body["user"]["id"],
+                kind=kind,
+                via=Via.BUTTON,
+                notify=lambda text: respond(text=text, response_type="ephemeral", replace_original=False),
             )
 
-        app.action(action_id.value)(ack=acknowledge, lazy=[not_available_yet])
+        app.action(action_id.value)(ack=acknowledge, lazy=[vote])
+
+    # Meetings are wired by the scheduling work; until then a click says so instead of doing nothing.
+    def schedule_not_available_yet(respond: Respond) -> None:
+        respond(
+            text=NOT_AVAILABLE_YET.format(label=SCHEDULE_LABEL),
+            response_type="ephemeral",
+            replace_original=False,
+        )
+
+    app.action(ActionId.SCHEDULE.value)(ack=acknowledge, lazy=[schedule_not_available_yet])
 
     def open_in_mlflow(ack: Ack) -> None:
         ack()  # a link button: Slack opens the URL, we only acknowledge

@@ -1,15 +1,16 @@
-"""Events API: `@review-bot <run>` in a channel does what `/review <run>` does."""
+"""Events API: `@review-bot <run>` does what `/review <run>` does; reactions on a card are votes."""
 
 from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING, Any
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 
 from bot.commands import USAGE, HelpCommand, parse_command
 from bot.errors import BadReference
+from bot.models import Via, VoteKind
 
 if TYPE_CHECKING:
     from bot.app import Services
@@ -41,3 +42,29 @@ def register(app: App, services: Services) -> None:
         publisher.publish(parsed.ref, requested_by=user, origin_channel=channel, notify=tell)
 
     app.event("app_mention")(ack=acknowledge, lazy=[review_on_mention])
+
+    emoji = {
+        services.settings.approve_emoji: VoteKind.APPROVE,
+        services.settings.changes_emoji: VoteKind.REQUEST_CHANGES,
+    }
+
+    def reaction_vote(event: dict[str, Any], context: BoltContext, client: WebClient) -> None:
+        item = event.get("item") or {}
+        kind = emoji.get(event.get("reaction", ""))
+        if kind is None or item.get("type") != "message":
+            return
+        if event.get("item_user") and event["item_user"] != context.bot_user_id:
+            return  # a reaction on somebody else's message: never a card
+        channel, user = item["channel"], event["user"]
+        services.votes.vote(
+            channel=channel,
+            ts=item["ts"],
+            user=user,
+            kind=kind,
+            via=Via.REACTION,
+            notify=lambda text: client.chat_postEphemeral(channel=channel, user=user, text=text),
+            withdrawing=event.get("type") == "reaction_removed",
+        )
+
+    app.event("reaction_added")(ack=acknowledge, lazy=[reaction_vote])
+    app.event("reaction_removed")(ack=acknowledge, lazy=[reaction_vote])

@@ -529,6 +529,7 @@ class SlackTestServer:
         self.users: dict[str, dict[str, Any]] = {}
         self.messages: dict[str, list[dict[str, Any]]] = {}
         self.ephemerals: list[dict[str, Any]] = []
+        self.usergroups: dict[str, dict[str, Any]] = {}
         self.files: dict[str, FileRecord] = {}
         self.views: list[dict[str, Any]] = []
         self.responses: list[dict[str, Any]] = []
@@ -1092,6 +1093,16 @@ class SlackTestServer:
             raise SlackApiError("user_not_found")
         return {"ok": True, "user": json.loads(json.dumps(user))}
 
+    def add_usergroup(self, group_id: str, handle: str, users: list[str]) -> None:
+        with self._lock:
+            self.usergroups[group_id] = {"handle": handle, "users": list(users)}
+
+    def _usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        group = self.usergroups.get(str(args.get("usergroup") or ""))
+        if group is None:
+            raise SlackApiError("no_such_subteam")
+        return {"ok": True, "users": list(group["users"])}
+
     def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
         trigger_id = args.get("trigger_id")
         if not trigger_id or not isinstance(trigger_id, str):
@@ -1326,6 +1337,7 @@ _METHODS: dict[str, Callable[[SlackTestServer, dict[str, Any]], dict[str, Any]]]
     "conversations.replies": SlackTestServer._conversations_replies,
     "users.info": SlackTestServer._users_info,
     "views.open": SlackTestServer._views_open,
+    "usergroups.users.list": SlackTestServer._usergroups_users_list,
     "files.getUploadURLExternal": SlackTestServer._files_get_upload_url_external,
     "files.completeUploadExternal": SlackTestServer._files_complete_upload_external,
     "apps.connections.open": SlackTestServer._apps_connections_open,

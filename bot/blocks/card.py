@@ -25,7 +25,7 @@ from bot.blocks import limits
 from bot.blocks.message import SlackMessage
 from bot.blocks.mrkdwn import escape, link, markdown_to_mrkdwn, split_mrkdwn, truncate
 from bot.ids import ActionId, BlockId, MetadataEvent
-from bot.models import RunSummary
+from bot.models import ReviewState, ReviewStatus, RunSummary, Vote
 
 CARD_METRICS = 12
 CARD_PARAMS = 12
@@ -36,6 +36,8 @@ SHORT_COMMIT = 7
 
 HEADER_PREFIX = "Model review: "
 PENDING_STATUS = ":hourglass_flowing_sand: *Review pending*"
+APPROVED_STATUS = ":white_check_mark: *Approved*"
+CHANGES_STATUS = ":x: *Changes requested*"
 APPROVE_LABEL = "Approve"
 REQUEST_CHANGES_LABEL = "Request changes"
 SCHEDULE_LABEL = "Schedule meeting"
@@ -120,8 +122,34 @@ def review_value(summary: RunSummary) -> str:
     )
 
 
-def build_review_card(summary: RunSummary, *, requested_by: str, key_metrics: list[str]) -> SlackMessage:
+def build_status_line(review: ReviewState | None, requested_by: str, required_approvals: int) -> str:
+    """Where the review stands, who voted and when (times in each reader's timezone)."""
+
+    def voters(votes: list[Vote]) -> str:
+        return ", ".join(f"{escape(v.name)} ({format_time(v.at)})" for v in votes)
+
+    approvals = review.approvals if review else []
+    changes = review.change_requests if review else []
+    status = review.status if review else ReviewStatus.PENDING
+    if status is ReviewStatus.APPROVED:
+        line = f"{APPROVED_STATUS} by {voters(approvals)}"
+    elif status is ReviewStatus.CHANGES_REQUESTED:
+        line = f"{CHANGES_STATUS} by {voters(changes)}"
+        if approvals:
+            line += f" · approved by {voters(approvals)}"
+    else:
+        line = f"{PENDING_STATUS} · {len(approvals)}/{required_approvals} approvals"
+        if approvals:
+            line += f" ({voters(approvals)})"
+    return truncate(f"{line} · requested by <@{requested_by}>", limits.SECTION_TEXT)
+
+
+def build_review_card(
+    summary: RunSummary, *, requested_by: str, key_metrics: list[str], required_approvals: int = 1
+) -> SlackMessage:
     layout = plan_card(summary, key_metrics)
+    if summary.review and summary.review.requested_by:
+        requested_by = summary.review.requested_by  # a re-posted card keeps who first asked
     blocks = [
         HeaderBlock(
             block_id=BlockId.HEADER,
@@ -140,10 +168,12 @@ def build_review_card(summary: RunSummary, *, requested_by: str, key_metrics: li
     blocks.append(
         ContextBlock(
             block_id=BlockId.STATUS,
-            elements=[MarkdownTextObject(text=f"{PENDING_STATUS} · requested by <@{requested_by}>")],
+            elements=[
+                MarkdownTextObject(text=build_status_line(summary.review, requested_by, required_approvals))
+            ],
         )
     )
-    blocks.append(ActionsBlock(block_id=BlockId.ACTIONS, elements=_buttons(summary)))
+    blocks.append(ActionsBlock(block_id=BlockId.ACTIONS, elements=_buttons(summary, required_approvals)))
     return SlackMessage(
         text=build_card_fallback(summary),
         blocks=[b.to_dict() for b in blocks],
@@ -255,12 +285,27 @@ def _section(title: str, lines: list[str]) -> str:
     return truncate(title + "\n" + "\n".join(lines), limits.SECTION_TEXT)
 
 
-def _buttons(summary: RunSummary) -> list[ButtonElement]:
+def _buttons(summary: RunSummary, required_approvals: int) -> list[ButtonElement]:
+    """The votes so far are on the buttons; a decided review no longer highlights its button."""
     value = review_value(summary)
+    review = summary.review
+    approvals = len(review.approvals) if review else 0
+    changes = len(review.change_requests) if review else 0
+    status = review.status if review else ReviewStatus.PENDING
+    approve_label = f"{APPROVE_LABEL} ({approvals}/{required_approvals})" if approvals else APPROVE_LABEL
+    changes_label = f"{REQUEST_CHANGES_LABEL} ({changes})" if changes else REQUEST_CHANGES_LABEL
     buttons = [
-        ButtonElement(text=APPROVE_LABEL, action_id=ActionId.APPROVE, value=value, style="primary"),
         ButtonElement(
-            text=REQUEST_CHANGES_LABEL, action_id=ActionId.REQUEST_CHANGES, value=value, style="danger"
+            text=approve_label,
+            action_id=ActionId.APPROVE,
+            value=value,
+            style="primary" if status is ReviewStatus.PENDING else None,
+        ),
+        ButtonElement(
+            text=changes_label,
+            action_id=ActionId.REQUEST_CHANGES,
+            value=value,
+            style="danger" if status is not ReviewStatus.CHANGES_REQUESTED else None,
         ),
         ButtonElement(text=SCHEDULE_LABEL, action_id=ActionId.SCHEDULE, value=value),
     ]

@@ -17,6 +17,10 @@ UNEXPECTED = (
     ":boom: Something went wrong on review-bot's side (error id `{error_id}`). Nothing more was posted. "
     "Try again; if it happens again, give the error id to whoever runs the bot."
 )
+REQUEST_NOT_RECORDED = (
+    ":warning: The card is posted, but MLflow did not take the review's tags, so votes on it cannot be "
+    "recorded yet. Run the command again once MLflow answers."
+)
 THREAD_PART_FAILED = (
     ":warning: The card is posted, but part of its thread could not be ({part}: Slack said `{code}`). "
     "The card itself is fine."

@@ -139,7 +139,7 @@ def test_small_run_card_blocks_by_value() -> None:
     assert blocks[6] == {
         "type": "context",
         "block_id": BlockId.STATUS,
-        "elements": [{"type": "mrkdwn", "text": f"{PENDING_STATUS} · requested by <@U123>"}],
+        "elements": [{"type": "mrkdwn", "text": f"{PENDING_STATUS} · 0/1 approvals · requested by <@U123>"}],
     }
     assert blocks[7] == {
         "type": "actions",

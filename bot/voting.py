@@ -1,0 +1,208 @@
+"""Where a vote becomes a tag: recognise the card, check the voter, apply the rules under a lock,
+record the result in MLflow, then show it in Slack (card updated in place, a line in the thread)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.blocks.card import build_review_card
+from bot.blocks.discussion import ThreadMessage, build_discussion_markdown
+from bot.cards import CardIndex
+from bot.errors import MlflowUnavailable, ReviewBotError
+from bot.mlflow_gateway import MlflowGateway
+from bot.models import ReviewState, ReviewStatus, RunSummary, Via, Vote, VoteKind
+from bot.review import VotePolicy, cast, withdraw
+from bot.store import LockBusy, Store
+
+log = logging.getLogger(__name__)
+
+Notify = Callable[[str], None]
+
+USER_TTL = 3600
+GROUP_TTL = 600
+LOCK_TTL = 30  # longer than any MLflow round trip the bot allows; a crashed holder frees it then
+LOCK_WAIT = 15
+
+NOT_RECORDED = (
+    ":warning: Your vote was *not recorded*: MLflow at `{uri}` did not answer. Nothing was changed; "
+    "try again in a minute."
+)
+BUSY = (
+    ":hourglass: Another vote on this review is being recorded right now. Yours was not recorded; try again."
+)
+DECISION_LINE = ":ballot_box_with_check: {line}"
+
+
+@dataclass(frozen=True)
+class Voter:
+    id: str
+    name: str
+    handles: frozenset[str]  # lower-case names this person may appear as in `mlflow.user`
+
+
+class VoteService:
+    def __init__(
+        self,
+        gateway: MlflowGateway,
+        store: Store,
+        client: WebClient,
+        cards: CardIndex,
+        *,
+        reviewers: list[str],
+        reviewer_group: str | None,
+        required_approvals: int,
+        key_metrics: list[str],
+    ) -> None:
+        self.gateway = gateway
+        self.cards = cards
+        self.store = store
+        self.client = client
+        self.reviewers = reviewers
+        self.reviewer_group = reviewer_group
+        self.required_approvals = required_approvals
+        self.key_metrics = key_metrics
+
+    # --- who votes -------------------------------------------------------------------------------
+
+    def voter(self, user_id: str) -> Voter:
+        info = self.store.get_json(f"user:{user_id}")
+        if info is None:
+            try:
+                user = self.client.users_info(user=user_id)["user"]
+            except SlackApiError as exc:
+                log.warning("users.info %s failed: %s", user_id, exc.response.get("error"))
+                user = {"id": user_id}
+            profile = user.get("profile") or {}
+            info = {
+                "name": profile.get("real_name") or user.get("real_name") or user.get("name") or user_id,
+                "handles": sorted(
+                    h.lower()
+                    for h in (
+                        (profile.get("email") or "").split("@")[0],
+                        user.get("name") or "",
+                        profile.get("display_name") or "",
+                        profile.get("real_name") or "",
+                    )
+                    if h
+                ),
+            }
+            self.store.put_json(f"user:{user_id}", info, USER_TTL)
+        return Voter(id=user_id, name=info["name"], handles=frozenset(info["handles"]))
+
+    def policy(self) -> VotePolicy:
+        members = set(self.reviewers)
+        if self.reviewer_group:
+            group = self.store.get_json(f"usergroup:{self.reviewer_group}")
+            if group is None:
+                group = self.client.usergroups_users_list(usergroup=self.reviewer_group).get("users", [])
+                self.store.put_json(f"usergroup:{self.reviewer_group}", group, GROUP_TTL)
+            members |= set(group)
+        if not self.reviewers and not self.reviewer_group:
+            return VotePolicy(reviewers=None, required_approvals=self.required_approvals)
+        label = ", ".join(
+            [*(f"<@{u}>" for u in self.reviewers)]
+            + ([f"<!subteam^{self.reviewer_group}>"] if self.reviewer_group else [])
+        )
+        return VotePolicy(frozenset(members), self.required_approvals, reviewers_label=label)
+
+    # --- voting ----------------------------------------------------------------------------------
+
+    def vote(
+        self,
+        channel: str,
+        ts: str,
+        user: str,
+        kind: VoteKind,
+        via: Via,
+        notify: Notify,
+        *,
+        withdrawing: bool = False,
+    ) -> None:
+        card = self.cards.find(channel, ts)
+        if card is None:
+            return  # not one of our cards: reactions on other messages mean nothing to us
+        voter = self.voter(user)
+        now = datetime.now(tz=UTC)
+        try:
+            with self.store.lock(f"run:{card.run_id}", LOCK_TTL, LOCK_WAIT):
+                summary = self.gateway.run_summary(card.run_id)
+                state = summary.review or ReviewState(run_id=card.run_id, slack_channel=channel, slack_ts=ts)
+                if withdrawing:
+                    outcome = withdraw(state, user, voter.name, kind, now, self.required_approvals)
+                else:
+                    refusal = self.policy().refusal(
+                        user,
+                        kind,
+                        requester=state.requested_by,
+                        is_author=bool(summary.user) and summary.user.lower() in voter.handles,
+                        author=summary.user,
+                    )
+                    if refusal:
+                        notify(refusal)
+                        return
+                    vote = Vote(user=user, name=voter.name, at=now, via=via)
+                    outcome = cast(state, vote, kind, self.required_approvals)
+                if not outcome.changed:
+                    if outcome.message and not withdrawing:
+                        notify(outcome.message)
+                    return
+                self.gateway.record_review(outcome.state, summary.model_versions)
+                recorded = summary.model_copy(update={"review": outcome.state})
+                # Still under the lock, so two racing votes update the card in the order they were recorded.
+                self._show(recorded, channel, ts, outcome.line)
+        except MlflowUnavailable as exc:
+            notify(NOT_RECORDED.format(uri=exc.tracking_uri))
+            return
+        except LockBusy:
+            notify(BUSY)
+            return
+        except ReviewBotError as exc:
+            notify(exc.user_message())
+            return
+        if outcome.state.status is ReviewStatus.APPROVED and state.status is not ReviewStatus.APPROVED:
+            self._keep_discussion(recorded, channel, ts)
+
+    def _show(self, summary: RunSummary, channel: str, ts: str, line: str | None) -> None:
+        """Slack shows what MLflow now says; a Slack failure here loses no vote (the tags have it)."""
+        card = build_review_card(
+            summary,
+            requested_by=summary.review.requested_by if summary.review else "",
+            key_metrics=self.key_metrics,
+            required_approvals=self.required_approvals,
+        )
+        try:
+            self.client.chat_update(channel=channel, ts=ts, **card.as_kwargs())
+            if line:
+                self.client.chat_postMessage(
+                    channel=channel, thread_ts=ts, text=DECISION_LINE.format(line=line)
+                )
+        except SlackApiError as exc:
+            log.error("updating the card for run %s failed: %s", summary.run_id, exc.response.get("error"))
+
+    def _keep_discussion(self, summary: RunSummary, channel: str, ts: str) -> None:
+        assert summary.review is not None
+        try:
+            replies = self.client.conversations_replies(channel=channel, ts=ts, limit=1000).get(
+                "messages", []
+            )
+            messages = [self._thread_message(m) for m in replies if m.get("ts") != ts]
+            self.gateway.log_discussion(
+                summary.run_id, build_discussion_markdown(summary, summary.review, messages)
+            )
+        except (SlackApiError, ReviewBotError) as exc:
+            log.error("keeping the discussion of run %s failed: %s", summary.run_id, exc)
+
+    def _thread_message(self, message: dict[str, Any]) -> ThreadMessage:
+        author = self.voter(message["user"]).name if message.get("user") else message.get("username", "bot")
+        return ThreadMessage(
+            author=author,
+            at=datetime.fromtimestamp(float(message["ts"]), tz=UTC),
+            text=message.get("text", ""),
+        )
