@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, App, Respond
@@ -21,9 +22,9 @@ def register(app: App, services: Services) -> None:
     def acknowledge(ack: Ack) -> None:
         ack()
 
-    for action_id, kind in VOTE_ACTIONS.items():
-
-        def vote(body: dict[str, Any], respond: Respond, kind: VoteKind = kind) -> None:
+    def vote_listener(kind: VoteKind) -> Callable[..., None]:
+        # A factory, not a default argument: bolt injects every parameter a listener declares.
+        def vote(body: dict[str, Any], respond: Respond) -> None:
             container = body.get("container") or {}
             services.votes.vote(
                 channel=container.get("channel_id") or body["channel"]["id"],
@@ -34,7 +35,10 @@ def register(app: App, services: Services) -> None:
                 notify=lambda text: respond(text=text, response_type="ephemeral", replace_original=False),
             )
 
-        app.action(action_id.value)(ack=acknowledge, lazy=[vote])
+        return vote
+
+    for action_id, kind in VOTE_ACTIONS.items():
+        app.action(action_id.value)(ack=acknowledge, lazy=[vote_listener(kind)])
 
     # Meetings are wired by the scheduling work; until then a click says so instead of doing nothing.
     def schedule_not_available_yet(respond: Respond) -> None:

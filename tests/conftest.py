@@ -121,6 +121,8 @@ def slack() -> Iterator[SlackTestServer]:
     server.add_user(support.ANA, "ana.lopez", "Ana Lopez", "ana.lopez@example.com", "Europe/Madrid")
     server.add_user(support.BO, "bo", "Bo Chen", "bo.chen@example.com", "America/New_York")
     server.add_user(support.CAROL, "carol", "Carol Diaz", "carol@example.com", "UTC")
+    server.add_user(support.DAN, "dan", "Dan Okafor", "dan.okafor@example.com", "Africa/Lagos")
+    server.add_usergroup(support.ML_REVIEWERS_GROUP, "ml-reviewers", [support.DAN])
     yield server
     server.stop()
 

@@ -27,6 +27,8 @@ DEV_CHANNEL = "C0DEV"
 NOBOT_CHANNEL = "C0NOBOT"
 ANA = "U0ANA"
 BO = "U0BO"
+DAN = "U0DAN"
+ML_REVIEWERS_GROUP = "S0MLREVIEW"
 CAROL = "U0CAROL"
 
 
@@ -168,6 +170,19 @@ def event_body(event: dict[str, Any], event_id: str) -> str:
             "authorizations": [{"team_id": TEAM_ID, "user_id": "U0BOT", "is_bot": True}],
         }
     )
+
+
+def reaction_event(
+    user: str, emoji: str, channel: str, ts: str, *, removed: bool = False, item_user: str = "U0BOT"
+) -> dict:
+    return {
+        "type": "reaction_removed" if removed else "reaction_added",
+        "user": user,
+        "reaction": emoji,
+        "item_user": item_user,
+        "item": {"type": "message", "channel": channel, "ts": ts},
+        "event_ts": f"{time.time():.6f}",
+    }
 
 
 def start_bot(env: dict[str, str], log_path: Path, timeout: float = 60) -> BotProcess:
