@@ -79,8 +79,10 @@ def test_approve_button_records_tags_updates_card_and_keeps_the_discussion(
     assert (vote["user"], vote["name"], vote["via"]) == (support.BO, "Bo Chen", "button")
     assert tags["review.decided_at"].endswith("Z") and json.loads(tags["review.change_requests"]) == []
     mv_tags = eventually(  # mirrored right after the run's own tags
-        lambda: runs.client.get_model_version("approvals-clf", version).tags["review.slack_permalink"]
-        and runs.client.get_model_version("approvals-clf", version).tags
+        lambda: (
+            runs.client.get_model_version("approvals-clf", version).tags["review.slack_permalink"]
+            and runs.client.get_model_version("approvals-clf", version).tags
+        )
     )
     assert mv_tags["review.status"] == "approved"
     assert mv_tags["review.slack_permalink"] == tags["review.slack_permalink"]
