@@ -5,23 +5,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
-from tests import support
+from tests import servers, support
 from tests.mlflow_runs import RunFactory
 from tests.slack_api_server import SlackTestServer
-
-REDIS_HELP = (
-    "The tests need a Redis server: set REDIS_URL=redis://host:port/db to use one, "
-    "or install redis-server (Debian: apt-get install redis-server) so the tests start their own."
-)
 
 
 @pytest.fixture(scope="session")
@@ -34,75 +27,17 @@ def workdir() -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def redis_url(workdir: Path) -> Iterator[str]:
-    if os.environ.get("REDIS_URL"):
-        yield os.environ["REDIS_URL"]
-        return
-    server = shutil.which("redis-server")
-    if server is None:
-        pytest.fail(REDIS_HELP, pytrace=False)
-    port = support.free_port()
-    proc = subprocess.Popen(
-        [
-            server,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    import redis
-
-    client = redis.Redis(port=port)
-    support.wait_until(lambda: bool(client.ping()), 15, "redis-server")
-    yield f"redis://127.0.0.1:{port}/0"
-    support.stop_process(proc)
+    try:
+        with servers.redis_server(workdir) as url:
+            yield url
+    except servers.ServerUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture(scope="session")
 def mlflow_server(workdir: Path) -> Iterator[str]:
-    """`mlflow server` with a sqlite backend and proxied artifacts, as a team would run it."""
-    port = support.free_port()
-    root = workdir / "mlflow"
-    root.mkdir()
-    mlflow_bin = Path(os.environ.get("VIRTUAL_ENV", Path(__file__).parents[1] / ".venv")) / "bin" / "mlflow"
-    log = (workdir / "mlflow-server.log").open("w")
-    proc = subprocess.Popen(
-        [
-            str(mlflow_bin) if mlflow_bin.exists() else "mlflow",
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{root / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(root / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=root,
-    )
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        if proc.poll() is not None:
-            raise AssertionError(f"mlflow server exited:\n{(workdir / 'mlflow-server.log').read_text()}")
-        return requests.get(f"{url}/health", timeout=2).status_code == 200
-
-    support.wait_until(up, 120, "mlflow server")
-    yield url
-    support.stop_process(proc)
+    with servers.mlflow_server(workdir) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -203,7 +203,11 @@ def start_bot(env: dict[str, str], log_path: Path, timeout: float = 60) -> BotPr
             raise AssertionError(f"review-bot exited with {proc.returncode}:\n{bot.log()}")
         return requests.get(f"{bot.url}/healthz", timeout=5).status_code == 200
 
-    wait_until(healthy, timeout, "review-bot /healthz")
+    try:
+        wait_until(healthy, timeout, "review-bot /healthz")
+    except BaseException:
+        stop_process(proc)  # never leave a bot that did not come up running
+        raise
     return bot
 
 

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 import redis
 
-from bot.store import KEY_PREFIX, MemoryStore, RedisStore, create_store
+from bot.store import KEY_PREFIX, LockBusy, MemoryStore, RedisStore, create_store
+from tests.support import free_port
 
 
 class FakeClock:
@@ -25,41 +21,7 @@ class FakeClock:
         return self.now
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    if os.environ.get("REDIS_URL"):
-        yield os.environ["REDIS_URL"]
-        return
-    server = shutil.which("redis-server")
-    if server is None:
-        pytest.skip("neither REDIS_URL nor a redis-server binary is available")
-    port = _free_port()
-    process = subprocess.Popen(
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        deadline = time.monotonic() + 5
-        while True:
-            try:
-                redis.Redis.from_url(url).ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    pytest.fail(f"redis-server did not start on port {port}")
-                time.sleep(0.02)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=5)
+# `redis_url` is the session fixture from tests/conftest.py: $REDIS_URL or a redis-server of our own.
 
 
 @pytest.fixture
@@ -183,9 +145,29 @@ def test_redis_claim_is_atomic_under_threads(redis_url: str, key: str) -> None:
 
 def test_redis_health(redis_url: str) -> None:
     assert RedisStore(redis_url).health() == "ok"
-    dead = RedisStore(f"redis://127.0.0.1:{_free_port()}/0")
+    dead = RedisStore(f"redis://127.0.0.1:{free_port()}/0")
     assert dead.health() == "unreachable: ConnectionError"
 
 
 def test_create_store_with_url_is_redis(redis_url: str) -> None:
     assert isinstance(create_store(redis_url), RedisStore)
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+def test_lock_excludes_a_second_holder_and_is_free_after(
+    kind: str, request: pytest.FixtureRequest, key: str
+) -> None:
+    store = MemoryStore() if kind == "memory" else RedisStore(request.getfixturevalue("redis_url"))
+    with store.lock(key, ttl_seconds=10, wait_seconds=0.1), pytest.raises(LockBusy):
+        with store.lock(key, ttl_seconds=10, wait_seconds=0.1):
+            pass
+    with store.lock(key, ttl_seconds=10, wait_seconds=0.1):
+        pass  # released on the way out
+
+
+def test_redis_lock_expires_so_a_crashed_holder_cannot_block_for_ever(redis_url: str, key: str) -> None:
+    store = RedisStore(redis_url)
+    crashed = redis.Redis.from_url(redis_url).lock(f"{KEY_PREFIX}lock:{key}", timeout=1)
+    assert crashed.acquire()  # and never released
+    with store.lock(key, ttl_seconds=10, wait_seconds=3):
+        pass
