@@ -158,9 +158,12 @@ def test_lock_excludes_a_second_holder_and_is_free_after(
     kind: str, request: pytest.FixtureRequest, key: str
 ) -> None:
     store = MemoryStore() if kind == "memory" else RedisStore(request.getfixturevalue("redis_url"))
-    with store.lock(key, ttl_seconds=10, wait_seconds=0.1), pytest.raises(LockBusy):
-        with store.lock(key, ttl_seconds=10, wait_seconds=0.1):
-            pass
+    with (
+        store.lock(key, ttl_seconds=10, wait_seconds=0.1),
+        pytest.raises(LockBusy),
+        store.lock(key, ttl_seconds=10, wait_seconds=0.1),
+    ):
+        pass
     with store.lock(key, ttl_seconds=10, wait_seconds=0.1):
         pass  # released on the way out
 
