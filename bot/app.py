@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -13,6 +12,7 @@ from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, R
 
 from bot.cards import CardIndex
 from bot.config import Settings
+from bot.errors import log_unexpected
 from bot.mlflow_gateway import MlflowGateway
 from bot.reviews import ReviewPreparer, ReviewPublisher
 from bot.store import Store, create_store
@@ -110,7 +110,4 @@ def create_app(settings: Settings, services: Services | None = None, *, socket_m
 
 def log_unexpected_error(error: Exception, logger: logging.Logger) -> None:
     """Listener failures the handlers did not expect: logged with an id (never the payload)."""
-    error_id = uuid.uuid4().hex[:8]
-    logger.error(
-        "unexpected %s in a Slack listener (error id %s)", type(error).__name__, error_id, exc_info=error
-    )
+    log_unexpected(logger, f"a Slack listener ({type(error).__name__})", error)

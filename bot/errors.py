@@ -6,6 +6,9 @@ a bug: the error handler logs it with an id and tells the person that id.
 
 from __future__ import annotations
 
+import logging
+import uuid
+
 
 class ReviewBotError(Exception):
     """A failure with a message fit for the person who asked."""
@@ -42,3 +45,13 @@ class SlackRefused(ReviewBotError):
 
 class DuplicateRequest(ReviewBotError):
     """The same request arrived twice (a retry or a double submission)."""
+
+
+def log_unexpected(logger: logging.Logger, what: str, error: BaseException | None = None) -> str:
+    """Log a failure nobody planned for, with a short id the person in Slack can quote; returns the id.
+
+    Called from inside an `except` block (or with `error`), so the traceback is logged too.
+    """
+    error_id = uuid.uuid4().hex[:8]
+    logger.error("%s failed (error id %s)", what, error_id, exc_info=error or True)
+    return error_id

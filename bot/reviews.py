@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,7 +34,7 @@ from bot.blocks.thread import (
     build_plots_comment,
 )
 from bot.cards import CardIndex, CardRef
-from bot.errors import ReviewBotError, SlackRefused
+from bot.errors import ReviewBotError, SlackRefused, log_unexpected
 from bot.mlflow_gateway import MlflowGateway
 from bot.models import ReviewState, RunRef, RunSummary
 from bot.store import LockBusy, Store
@@ -191,9 +190,7 @@ class ReviewPublisher:
             notify(exc.user_message())
             return None
         except Exception:
-            error_id = uuid.uuid4().hex[:8]
-            log.exception("posting review of %s failed (error id %s)", ref.raw, error_id)
-            notify(UNEXPECTED.format(error_id=error_id))
+            notify(UNEXPECTED.format(error_id=log_unexpected(log, f"posting the review of {ref.raw}")))
             return None
         summary = prepared.summary
         self.cards.remember(channel, ts, CardRef(summary.run_id, summary.experiment_id))
@@ -251,11 +248,8 @@ class ReviewPublisher:
                 notify(exc.user_message())
                 return
             except Exception:
-                error_id = uuid.uuid4().hex[:8]
-                log.exception(
-                    "preparing the thread for run %s failed (error id %s)", prepared.summary.run_id, error_id
-                )
-                notify(UNEXPECTED.format(error_id=error_id))
+                what = f"preparing the thread for run {prepared.summary.run_id}"
+                notify(UNEXPECTED.format(error_id=log_unexpected(log, what)))
                 return
             try:
                 self._send(item, channel, ts)

@@ -14,8 +14,9 @@ from slack_sdk.errors import SlackApiError
 
 from bot.blocks.card import build_review_card
 from bot.blocks.discussion import ThreadMessage, build_discussion_markdown
+from bot.blocks.replies import UNEXPECTED
 from bot.cards import CardIndex
-from bot.errors import MlflowUnavailable, ReviewBotError
+from bot.errors import MlflowUnavailable, ReviewBotError, log_unexpected
 from bot.mlflow_gateway import MlflowGateway
 from bot.models import ReviewState, ReviewStatus, RunSummary, Via, Vote, VoteKind
 from bot.review import VotePolicy, cast, withdraw
@@ -115,6 +116,23 @@ class VoteService:
     # --- voting ----------------------------------------------------------------------------------
 
     def vote(
+        self,
+        channel: str,
+        ts: str,
+        user: str,
+        kind: VoteKind,
+        via: Via,
+        notify: Notify,
+        *,
+        withdrawing: bool = False,
+    ) -> None:
+        """Record one vote (or its withdrawal); the voter hears about anything that did not count."""
+        try:
+            self._vote(channel, ts, user, kind, via, notify, withdrawing=withdrawing)
+        except Exception:
+            notify(UNEXPECTED.format(error_id=log_unexpected(log, f"recording a vote on {channel}/{ts}")))
+
+    def _vote(
         self,
         channel: str,
         ts: str,

@@ -14,7 +14,7 @@ NOT_AVAILABLE_YET = (
     "Discuss in the card's thread for now."
 )
 UNEXPECTED = (
-    ":boom: Something went wrong on review-bot's side (error id `{error_id}`). Nothing more was posted. "
+    ":boom: Something went wrong on review-bot's side (error id `{error_id}`). Nothing more was done. "
     "Try again; if it happens again, give the error id to whoever runs the bot."
 )
 REQUEST_NOT_RECORDED = (
