@@ -14,6 +14,19 @@ class ActionId(StrEnum):
     REQUEST_CHANGES = "review_request_changes"
     SCHEDULE = "review_schedule"
     OPEN_MLFLOW = "review_open_mlflow"  # a link button: Slack still sends block_actions for it
+    CANCEL_MEETING = "review_cancel_meeting"  # on the meeting's announcement in the thread
+
+
+CARD_ACTIONS = (ActionId.APPROVE, ActionId.REQUEST_CHANGES, ActionId.SCHEDULE, ActionId.OPEN_MLFLOW)
+
+
+class MeetingInput(StrEnum):
+    """Inputs of the schedule-meeting modal: read from view_submission, no block_actions of their own."""
+
+    WHEN = "meeting_when"
+    DURATION = "meeting_duration"
+    INVITEES = "meeting_invitees"
+    AGENDA = "meeting_agenda"
 
 
 class BlockId(StrEnum):
@@ -21,6 +34,17 @@ class BlockId(StrEnum):
     STATUS = "review_status"
     ACTIONS = "review_actions"
     NOTE = "review_note"
+
+
+class MeetingBlockId(StrEnum):
+    WHEN = "meeting_when_block"
+    DURATION = "meeting_duration_block"
+    INVITEES = "meeting_invitees_block"
+    AGENDA = "meeting_agenda_block"
+
+
+class CallbackId(StrEnum):
+    SCHEDULE_MEETING = "review_schedule_meeting"
 
 
 class MetadataEvent(StrEnum):

@@ -104,6 +104,19 @@ class ReviewState(_Frozen):
     slack_permalink: str = ""
 
 
+class Meeting(_Frozen):
+    """A review meeting for one run; also kept in the run's review.meeting_* tags."""
+
+    run_id: str
+    at: datetime  # aware, UTC
+    duration_min: int = 30
+    invitees: list[str] = Field(default_factory=list)  # Slack user ids
+    agenda: str = ""
+    scheduled_by: str = ""
+    channel: str = ""  # the card's
+    ts: str = ""
+
+
 class RunSummary(_Frozen):
     """Everything the card and its thread show about one MLflow run."""
 

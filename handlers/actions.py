@@ -15,6 +15,7 @@ from bot.models import Via, VoteKind
 if TYPE_CHECKING:
     from bot.app import Services
 
+CANCEL_MEETING_LABEL = "Cancel meeting"
 VOTE_ACTIONS = {ActionId.APPROVE: VoteKind.APPROVE, ActionId.REQUEST_CHANGES: VoteKind.REQUEST_CHANGES}
 
 
@@ -41,14 +42,16 @@ def register(app: App, services: Services) -> None:
         app.action(action_id.value)(ack=acknowledge, lazy=[vote_listener(kind)])
 
     # Meetings are wired by the scheduling work; until then a click says so instead of doing nothing.
-    def schedule_not_available_yet(respond: Respond) -> None:
-        respond(
-            text=NOT_AVAILABLE_YET.format(label=SCHEDULE_LABEL),
-            response_type="ephemeral",
-            replace_original=False,
-        )
+    def not_available_yet(label: str) -> Callable[..., None]:
+        def answer(respond: Respond) -> None:
+            respond(
+                text=NOT_AVAILABLE_YET.format(label=label), response_type="ephemeral", replace_original=False
+            )
 
-    app.action(ActionId.SCHEDULE.value)(ack=acknowledge, lazy=[schedule_not_available_yet])
+        return answer
+
+    app.action(ActionId.SCHEDULE.value)(ack=acknowledge, lazy=[not_available_yet(SCHEDULE_LABEL)])
+    app.action(ActionId.CANCEL_MEETING.value)(ack=acknowledge, lazy=[not_available_yet(CANCEL_MEETING_LABEL)])
 
     def open_in_mlflow(ack: Ack) -> None:
         ack()  # a link button: Slack opens the URL, we only acknowledge

@@ -1,0 +1,186 @@
+"""Named jobs that run exactly once across replicas: APScheduler 3 with its Redis job store, and one
+leader at a time.
+
+Every replica starts a *paused* scheduler, so any of them can add or remove jobs (they go straight
+to Redis), but only the replica holding the leader lock processes them. The lock expires after
+`lock_ttl` seconds; the leader renews it every third of that, and when it dies another replica takes
+over within `lock_ttl`. A job that fell due while no leader ran is run late if within
+`misfire_grace` and otherwise reported to `on_missed`: nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.jobstores.redis import RedisJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from redis.connection import parse_url
+
+log = logging.getLogger(__name__)
+
+DEFAULT_NAMESPACE = "review-bot"
+
+JobHandler = Callable[[str, str], None]  # (kind, subject) -> None
+MissedHandler = Callable[[str, str, datetime], None]  # (kind, subject, when it was due)
+
+# APScheduler stores a job as a textual reference to a module-level function plus its arguments, so
+# the job can run in whichever replica leads. That function finds this process's handler here.
+_handlers: dict[str, JobHandler] = {}
+
+
+def run_job(scheduler_name: str, kind: str, subject: str) -> None:
+    handler = _handlers.get(scheduler_name)
+    if handler is None:
+        raise RuntimeError(f"no job handler registered for {scheduler_name!r} in this process")
+    handler(kind, subject)
+
+
+def job_id(kind: str, subject: str) -> str:
+    return f"{kind}:{subject}"
+
+
+class LeaderScheduler:
+    def __init__(
+        self,
+        name: str,
+        handler: JobHandler,
+        on_missed: MissedHandler,
+        *,
+        redis_url: str | None,
+        misfire_grace_seconds: int,
+        lock_ttl_seconds: int = 30,
+        on_leader: Callable[[], None] | None = None,
+        namespace: str = DEFAULT_NAMESPACE,
+    ) -> None:
+        self.name = name
+        self.identity = uuid.uuid4().hex
+        self.lock_ttl = lock_ttl_seconds
+        self.on_leader = on_leader
+        self._on_missed = on_missed
+        _handlers[name] = handler
+        if redis_url:
+            params = parse_url(redis_url)
+            jobstore: Any = RedisJobStore(
+                jobs_key=f"{namespace}:scheduler:jobs",
+                run_times_key=f"{namespace}:scheduler:run_times",
+                **params,
+            )
+            self._redis: redis.Redis | None = redis.Redis.from_url(redis_url, socket_timeout=5)
+        else:
+            jobstore = MemoryJobStore()
+            self._redis = None
+        self.scheduler = BackgroundScheduler(
+            jobstores={"default": jobstore},
+            job_defaults={"misfire_grace_time": misfire_grace_seconds, "coalesce": True, "max_instances": 1},
+            timezone=UTC,
+        )
+        self.scheduler.add_listener(self._missed, EVENT_JOB_MISSED)
+        self._leader_key = f"{namespace}:scheduler:leader"
+        self._lock: Any = None
+        self._leading = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._campaign, name=f"{name}-leader", daemon=True)
+
+    @property
+    def is_leader(self) -> bool:
+        return self._leading.is_set()
+
+    def start(self) -> None:
+        self.scheduler.start(paused=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=self.lock_ttl)
+        self._step_down()
+        self.scheduler.shutdown(wait=False)
+        _handlers.pop(self.name, None)
+
+    # --- jobs ------------------------------------------------------------------------------------
+
+    def schedule(self, kind: str, subject: str, at: datetime) -> None:
+        """Run `kind` for `subject` once at `at`, replacing an earlier job of that kind and subject."""
+        self.scheduler.add_job(
+            run_job,
+            "date",
+            run_date=at,
+            args=[self.name, kind, subject],
+            id=job_id(kind, subject),
+            replace_existing=True,
+        )
+        self.scheduler.wakeup()
+
+    def cancel(self, kind: str, subject: str) -> bool:
+        try:
+            self.scheduler.remove_job(job_id(kind, subject))
+        except JobLookupError:
+            return False
+        return True
+
+    def scheduled(self, kind: str, subject: str) -> datetime | None:
+        job = self.scheduler.get_job(job_id(kind, subject))
+        return job.next_run_time if job else None
+
+    def _missed(self, event: JobExecutionEvent) -> None:
+        job_kind, _, subject = event.job_id.partition(":")
+        try:
+            self._on_missed(job_kind, subject, event.scheduled_run_time)
+        except Exception:  # a listener must not kill the scheduler thread
+            log.exception("reporting the missed job %s failed", event.job_id)
+
+    # --- leadership ------------------------------------------------------------------------------
+
+    def campaign_once(self) -> bool:
+        """Take or keep the leader lock; returns whether this replica leads now."""
+        if self._redis is None:  # one process: it leads
+            if not self.is_leader:
+                self._become_leader()
+            return True
+        try:
+            if self._lock is not None:
+                self._lock.reacquire()
+            else:
+                lock = self._redis.lock(self._leader_key, timeout=self.lock_ttl, thread_local=False)
+                if lock.acquire(blocking=False):
+                    self._lock = lock
+                    self._become_leader()
+        except (redis.exceptions.LockError, redis.RedisError) as exc:
+            log.warning("scheduler leadership lost: %s", exc)
+            self._step_down()
+        if self.is_leader:
+            self.scheduler.wakeup()  # jobs other replicas added are only seen when it looks again
+        return self.is_leader
+
+    def _become_leader(self) -> None:
+        log.info("this replica now runs the scheduler")
+        self._leading.set()
+        if self.on_leader is not None:
+            try:
+                self.on_leader()
+            except Exception:
+                log.exception("rebuilding jobs on becoming leader failed")
+        self.scheduler.resume()
+
+    def _step_down(self) -> None:
+        if self.is_leader:
+            self.scheduler.pause()
+            self._leading.clear()
+        if self._lock is not None:
+            with contextlib.suppress(redis.exceptions.LockError):  # expired already: nothing to free
+                self._lock.release()
+            self._lock = None
+
+    def _campaign(self) -> None:
+        while not self._stopping.is_set():
+            self.campaign_once()
+            self._stopping.wait(max(1.0, self.lock_ttl / 3))
