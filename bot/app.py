@@ -13,6 +13,7 @@ from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, R
 from bot.cards import CardIndex
 from bot.config import Settings
 from bot.errors import log_unexpected
+from bot.meeting_service import MeetingService
 from bot.mlflow_gateway import MlflowGateway
 from bot.reviews import ReviewPreparer, ReviewPublisher
 from bot.store import Store, create_store
@@ -32,6 +33,7 @@ class Services:
     preparer: ReviewPreparer
     publisher: ReviewPublisher
     votes: VoteService
+    meetings: MeetingService
 
     def health(self) -> dict[str, str]:
         return {"mlflow": self.gateway.health(), "redis": self.store.health()}
@@ -80,7 +82,18 @@ def build_services(settings: Settings) -> Services:
         required_approvals=settings.required_approvals,
         key_metrics=settings.review_key_metrics,
     )
-    return Services(settings, gateway, store, client, preparer, publisher, votes)
+    meetings = MeetingService(
+        gateway,
+        store,
+        client,
+        redis_url=settings.redis_url,
+        reminder_lead_minutes=settings.reminder_lead_minutes,
+        missed_grace_minutes=settings.missed_grace_minutes,
+        lock_ttl_seconds=settings.scheduler_lock_ttl,
+        required_approvals=settings.required_approvals,
+        reviewers=lambda: votes.policy().reviewers,
+    )
+    return Services(settings, gateway, store, client, preparer, publisher, votes, meetings)
 
 
 def create_app(settings: Settings, services: Services | None = None, *, socket_mode: bool = False) -> App:

@@ -67,6 +67,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         settings.web_concurrency,
         settings.worker_threads,
         settings.log_level,
+        on_worker_start=services.meetings.start,  # the scheduler's threads live in the worker
     )
 
 
@@ -100,6 +101,7 @@ def cmd_socket(args: argparse.Namespace) -> None:
     threading.Thread(target=health.serve_forever, name="healthz", daemon=True).start()
     log.info("Socket Mode: connecting to Slack; GET /healthz on port %s", settings.port)
     assert settings.slack_app_token is not None
+    services.meetings.start()
     SocketModeHandler(app, settings.slack_app_token.get_secret_value()).start()
 
 

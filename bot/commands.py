@@ -28,6 +28,10 @@ USAGE = (
     "• a run's URL from the MLflow UI: `https://mlflow.example.com/#/experiments/1/runs/3f2a9c…`\n"
     "• a run URI: `runs:/3f2a9c…/model`\n"
     "• a registered model version: `models:/fraud-clf/3` or an alias: `models:/fraud-clf@champion`\n"
+    f"`{COMMAND} schedule <run> <when>` schedules its review meeting (`tomorrow 3pm`, `next tuesday 10:30`, "
+    "`in 2 hours`, `2026-12-01 15:00`; in your Slack timezone).\n"
+    f"`{COMMAND} agenda` lists the reviews still pending; `{COMMAND} agenda <when>` schedules them all "
+    "into one meeting.\n"
     f"`{COMMAND} help` shows this message. Mentioning the bot works too: `@review-bot <run>`."
 )
 
@@ -42,7 +46,27 @@ class ReviewCommand:
     ref: RunRef
 
 
+@dataclass(frozen=True)
+class ScheduleCommand:
+    ref: RunRef
+    when: str
+
+
+@dataclass(frozen=True)
+class AgendaCommand:
+    when: str  # "" lists the pending reviews; a time schedules them all into one meeting
+
+
+Command = HelpCommand | ReviewCommand | ScheduleCommand | AgendaCommand
+
+
 HELP_WORDS = frozenset({"help", "-h", "--help", "?"})
+
+
+SCHEDULE_USAGE = (
+    f":thinking_face: Usage: `{COMMAND} schedule <run> <when>`, for example "
+    f"`{COMMAND} schedule 0123456789abcdef0123456789abcdef tomorrow 3pm`."
+)
 
 
 def is_help(text: str) -> bool:
@@ -50,10 +74,16 @@ def is_help(text: str) -> bool:
     return not words or words[0].lower() in HELP_WORDS
 
 
-def parse_command(text: str) -> HelpCommand | ReviewCommand:
+def parse_command(text: str) -> Command:
     words = text.split()
     if is_help(text):
         return HelpCommand()
+    if words[0].lower() == "agenda":
+        return AgendaCommand(when=" ".join(words[1:]))
+    if words[0].lower() == "schedule":
+        if len(words) < 3:
+            raise BadReference(SCHEDULE_USAGE)
+        return ScheduleCommand(ref=parse_ref(words[1]), when=" ".join(words[2:]))
     if len(words) > 1:
         raise BadReference(
             f":thinking_face: `{COMMAND}` takes one run, got {len(words)} words. "

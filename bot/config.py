@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
@@ -50,6 +51,11 @@ class Settings(BaseSettings):
     approve_emoji: str = "white_check_mark"
     changes_emoji: str = "x"
 
+    # Meetings
+    reminder_lead_minutes: int = Field(default=15, ge=0, le=24 * 60, validation_alias="REMINDER_LEAD")
+    missed_grace_minutes: int = Field(default=30, ge=0, le=7 * 24 * 60, validation_alias="MISSED_GRACE")
+    scheduler_lock_ttl: int = Field(default=30, ge=3, le=600)
+
     # Serving
     port: int = Field(default=3000, ge=1, le=65535)
     web_concurrency: int = Field(default=1, ge=1)
@@ -62,6 +68,18 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("reminder_lead_minutes", "missed_grace_minutes", mode="before")
+    @classmethod
+    def _minutes(cls, value: object) -> object:
+        """`15`, `15m`, `2h` or `1h30m`: minutes, as people write them."""
+        if not isinstance(value, str):
+            return value
+        text = value.strip().lower().replace(" ", "")
+        match = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m?)?", text)
+        if not text or not match:
+            raise ValueError("use minutes: 15, 15m, 2h or 1h30m")
+        return int(match.group(1) or 0) * 60 + int(match.group(2) or 0)
 
     @field_validator("approve_emoji", "changes_emoji")
     @classmethod

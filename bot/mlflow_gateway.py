@@ -49,6 +49,7 @@ MAX_ARTIFACT_DEPTH = 3
 SKIP_ARTIFACT_DIRS = frozenset({"model", "models", "checkpoints"})
 HISTORY_FETCH_THREADS = 8
 HEALTH_TIMEOUT_SECONDS = 2
+SEARCH_PAGE = 500
 DISCUSSION_ARTIFACT = "review/discussion.md"
 BULK_INTERVAL_ENDPOINT = "/api/2.0/mlflow/metrics/get-history-bulk-interval"
 
@@ -139,16 +140,20 @@ class MlflowGateway:
             raise NotFound(
                 f":wastebasket: Run `{run_id}` was deleted in MLflow. Restore it there to review it."
             )
-        info, data = run.info, run.data
         experiment = self._call(
-            f"experiment {info.experiment_id}", lambda: self._client.get_experiment(info.experiment_id)
+            f"experiment {run.info.experiment_id}",
+            lambda: self._client.get_experiment(run.info.experiment_id),
         )
+        return self._summary(run, experiment.name, self.model_versions_of(run_id))
+
+    def _summary(self, run, experiment_name: str, model_versions: list[ModelVersionRef]) -> RunSummary:  # noqa: ANN001
+        info, data = run.info, run.data
         tags = data.tags
         return RunSummary(
             run_id=info.run_id,
             run_name=info.run_name or tags.get("mlflow.runName", "") or info.run_id,
             experiment_id=info.experiment_id,
-            experiment_name=experiment.name,
+            experiment_name=experiment_name,
             user=tags.get("mlflow.user", "") or (info.user_id or ""),
             status=info.status or "",
             start_time=_ms_to_datetime(info.start_time),
@@ -159,7 +164,7 @@ class MlflowGateway:
             params=dict(data.params),
             note=tags.get("mlflow.note.content", ""),
             datasets=_datasets(run),
-            model_versions=self.model_versions_of(run_id),
+            model_versions=model_versions,
             run_url=run_url(self.ui_url, info.experiment_id, info.run_id),
             experiment_url=experiment_url(self.ui_url, info.experiment_id),
             review=state_from_tags(info.run_id, tags),
@@ -243,8 +248,42 @@ class MlflowGateway:
                     ),
                 )
 
+    def set_run_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        """Several tags on a run in one log_batch: all written or none."""
+        self._call(
+            f"run `{run_id}`",
+            lambda: self._client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()]),
+        )
+
+    def search_reviews(self, filter_string: str) -> list[tuple[RunSummary, dict[str, str]]]:
+        """Active runs across all experiments matching an MLflow filter on their tags (paginated).
+
+        Summaries without model versions: the agenda and the meeting rebuild do not show them.
+        """
+        experiments = self._call("experiments", lambda: self._client.search_experiments(max_results=1000))
+        names = {e.experiment_id: e.name for e in experiments}
+        found: list[tuple[RunSummary, dict[str, str]]] = []
+        token = None
+        while names:
+            page = self._call(
+                "runs",
+                lambda token=token: self._client.search_runs(
+                    list(names), filter_string=filter_string, max_results=SEARCH_PAGE, page_token=token
+                ),
+            )
+            found += [
+                (self._summary(run, names.get(run.info.experiment_id, ""), []), run.data.tags) for run in page
+            ]
+            token = page.token
+            if not token:
+                break
+        return found
+
     def log_discussion(self, run_id: str, markdown: str) -> None:
         self._call(f"run `{run_id}`", lambda: self._client.log_text(run_id, markdown, DISCUSSION_ARTIFACT))
+
+    def run_tags(self, run_id: str) -> dict[str, str]:
+        return dict(self._call(f"run `{run_id}`", lambda: self._client.get_run(run_id)).data.tags)
 
     def review_of(self, run_id: str) -> ReviewState | None:
         run = self._call(f"run `{run_id}`", lambda: self._client.get_run(run_id))

@@ -22,7 +22,15 @@ class GunicornServer(BaseApplication):
         return self._wsgi
 
 
-def serve(wsgi: Callable[..., Any], port: int, workers: int, threads: int, log_level: str) -> None:
+def serve(
+    wsgi: Callable[..., Any],
+    port: int,
+    workers: int,
+    threads: int,
+    log_level: str,
+    on_worker_start: Callable[[], None] | None = None,
+) -> None:
+    """Serve `wsgi`; `on_worker_start` runs in each worker after the fork (threads do not survive one)."""
     GunicornServer(
         wsgi,
         {
@@ -37,5 +45,8 @@ def serve(wsgi: Callable[..., Any], port: int, workers: int, threads: int, log_l
             "accesslog": None,
             "errorlog": "-",
             "proc_name": "review-bot",
+            "post_worker_init": (lambda worker: on_worker_start())
+            if on_worker_start
+            else (lambda worker: None),
         },
     ).run()

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from slack_bolt import App
 
-from handlers import actions, commands, events, middleware
+from handlers import actions, commands, events, middleware, views
 
 if TYPE_CHECKING:
     from bot.app import Services
@@ -17,3 +17,4 @@ def register_all(app: App, services: Services) -> None:
     commands.register(app, services)
     actions.register(app, services)
     events.register(app, services)
+    views.register(app, services)

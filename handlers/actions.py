@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
 
-from bot.blocks.card import SCHEDULE_LABEL
-from bot.blocks.replies import NOT_AVAILABLE_YET
+from bot.blocks.card import HEADER_PREFIX
+from bot.blocks.meetings import build_schedule_modal
+from bot.errors import ReviewBotError
 from bot.ids import ActionId
+from bot.meetings import DEFAULT_DURATION_MIN
 from bot.models import Via, VoteKind
 
 if TYPE_CHECKING:
     from bot.app import Services
 
-CANCEL_MEETING_LABEL = "Cancel meeting"
 VOTE_ACTIONS = {ActionId.APPROVE: VoteKind.APPROVE, ActionId.REQUEST_CHANGES: VoteKind.REQUEST_CHANGES}
 
 
@@ -41,17 +44,31 @@ def register(app: App, services: Services) -> None:
     for action_id, kind in VOTE_ACTIONS.items():
         app.action(action_id.value)(ack=acknowledge, lazy=[vote_listener(kind)])
 
-    # Meetings are wired by the scheduling work; until then a click says so instead of doing nothing.
-    def not_available_yet(label: str) -> Callable[..., None]:
-        def answer(respond: Respond) -> None:
-            respond(
-                text=NOT_AVAILABLE_YET.format(label=label), response_type="ephemeral", replace_original=False
-            )
+    def open_schedule_modal(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        # views.open must use the trigger within 3 seconds: open it here, from what the click carries.
+        run = json.loads((body.get("actions") or [{}])[0].get("value") or "{}")
+        header = ((body.get("message") or {}).get("blocks") or [{}])[0].get("text", {}).get("text", "")
+        client.views_open(
+            trigger_id=body["trigger_id"],
+            view=build_schedule_modal(
+                run.get("run_id", ""),
+                header.removeprefix(HEADER_PREFIX),
+                sorted(services.votes.policy().reviewers or []),
+                None,
+                DEFAULT_DURATION_MIN,
+            ),
+        )
+        ack()
 
-        return answer
+    def cancel_meeting(body: dict[str, Any], respond: Respond) -> None:
+        run_id = json.loads((body.get("actions") or [{}])[0].get("value") or "{}").get("run_id", "")
+        try:
+            services.meetings.cancel(run_id, by=body["user"]["id"])
+        except ReviewBotError as exc:
+            respond(text=exc.user_message(), response_type="ephemeral", replace_original=False)
 
-    app.action(ActionId.SCHEDULE.value)(ack=acknowledge, lazy=[not_available_yet(SCHEDULE_LABEL)])
-    app.action(ActionId.CANCEL_MEETING.value)(ack=acknowledge, lazy=[not_available_yet(CANCEL_MEETING_LABEL)])
+    app.action(ActionId.SCHEDULE.value)(open_schedule_modal)
+    app.action(ActionId.CANCEL_MEETING.value)(ack=acknowledge, lazy=[cancel_meeting])
 
     def open_in_mlflow(ack: Ack) -> None:
         ack()  # a link button: Slack opens the URL, we only acknowledge

@@ -1,4 +1,4 @@
-"""`/review`: ack within Slack's 3 seconds saying where the card will go, then post it lazily."""
+"""`/review`: ack within Slack's 3 seconds saying what happens next, then do it lazily."""
 
 from __future__ import annotations
 
@@ -6,17 +6,18 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, App, Respond
 
-from bot.blocks.replies import build_ack_text
-from bot.commands import USAGE, HelpCommand, ReviewCommand, parse_command
-from bot.errors import BadReference
-from bot.ids import COMMAND
+from bot.blocks.replies import ACK_AGENDA, ACK_SCHEDULING, build_ack_text
+from bot.commands import USAGE, AgendaCommand, HelpCommand, ReviewCommand, ScheduleCommand, parse_command
+from bot.errors import BadReference, ReviewBotError
 
 if TYPE_CHECKING:
     from bot.app import Services
 
+from bot.ids import COMMAND
+
 
 def register(app: App, services: Services) -> None:
-    publisher = services.publisher
+    publisher, meetings = services.publisher, services.meetings
 
     def acknowledge_review(ack: Ack, command: dict[str, Any]) -> None:
         try:
@@ -25,24 +26,38 @@ def register(app: App, services: Services) -> None:
             ack(text=exc.user_message(), response_type="ephemeral")
             return
         if isinstance(parsed, HelpCommand):
-            ack(text=USAGE, response_type="ephemeral")
-            return
-        ack(
-            text=build_ack_text(parsed.ref, publisher.target_channel(command["channel_id"])),
-            response_type="ephemeral",
-        )
+            text = USAGE
+        elif isinstance(parsed, ScheduleCommand):
+            text = ACK_SCHEDULING
+        elif isinstance(parsed, AgendaCommand):
+            text = ACK_AGENDA
+        else:
+            text = build_ack_text(parsed.ref, publisher.target_channel(command["channel_id"]))
+        ack(text=text, response_type="ephemeral")
 
-    def post_review(command: dict[str, Any], respond: Respond) -> None:
+    def run_review_command(command: dict[str, Any], respond: Respond) -> None:
         try:
             parsed = parse_command(command.get("text", ""))
         except BadReference:
             return  # already explained in the ack
+        user = command["user_id"]
+
+        def tell(text: str) -> None:
+            respond(text=text, response_type="ephemeral", replace_original=False)
+
         if isinstance(parsed, ReviewCommand):
             publisher.publish(
-                parsed.ref,
-                requested_by=command["user_id"],
-                origin_channel=command["channel_id"],
-                notify=lambda text: respond(text=text, response_type="ephemeral", replace_original=False),
+                parsed.ref, requested_by=user, origin_channel=command["channel_id"], notify=tell
             )
+            return
+        try:
+            if isinstance(parsed, ScheduleCommand):
+                tell(meetings.schedule_from_text(parsed.ref, parsed.when, user))
+            elif isinstance(parsed, AgendaCommand) and parsed.when:
+                tell(meetings.schedule_agenda(parsed.when, user))
+            elif isinstance(parsed, AgendaCommand):
+                respond(response_type="ephemeral", replace_original=False, **meetings.agenda().as_kwargs())
+        except ReviewBotError as exc:
+            tell(exc.user_message())
 
-    app.command(COMMAND)(ack=acknowledge_review, lazy=[post_review])
+    app.command(COMMAND)(ack=acknowledge_review, lazy=[run_review_command])

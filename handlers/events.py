@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 
-from bot.commands import USAGE, HelpCommand, parse_command
+from bot.commands import USAGE, ReviewCommand, parse_command
 from bot.errors import BadReference
 from bot.models import Via, VoteKind
 
@@ -36,8 +36,8 @@ def register(app: App, services: Services) -> None:
         except BadReference as exc:
             tell(exc.user_message())
             return
-        if isinstance(parsed, HelpCommand):
-            tell(USAGE)
+        if not isinstance(parsed, ReviewCommand):
+            tell(USAGE)  # meetings and the agenda are for /review, where Slack knows who asks and where
             return
         publisher.publish(parsed.ref, requested_by=user, origin_channel=channel, notify=tell)
 

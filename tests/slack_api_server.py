@@ -1097,6 +1097,15 @@ class SlackTestServer:
         with self._lock:
             self.usergroups[group_id] = {"handle": handle, "users": list(users)}
 
+    def _conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        users = [u for u in str(args.get("users") or "").split(",") if u]
+        if len(users) != 1:  # group DMs are not needed by the bot
+            raise SlackApiError("invalid_arguments", ["[ERROR] this test server opens 1:1 DMs only"])
+        if users[0] not in self.users:
+            raise SlackApiError("user_not_found")
+        channel = self._resolve_channel(users[0])
+        return {"ok": True, "channel": {"id": channel.id, "is_im": True, "user": users[0]}}
+
     def _usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
         group = self.usergroups.get(str(args.get("usergroup") or ""))
         if group is None:
@@ -1338,6 +1347,7 @@ _METHODS: dict[str, Callable[[SlackTestServer, dict[str, Any]], dict[str, Any]]]
     "users.info": SlackTestServer._users_info,
     "views.open": SlackTestServer._views_open,
     "usergroups.users.list": SlackTestServer._usergroups_users_list,
+    "conversations.open": SlackTestServer._conversations_open,
     "files.getUploadURLExternal": SlackTestServer._files_get_upload_url_external,
     "files.completeUploadExternal": SlackTestServer._files_complete_upload_external,
     "apps.connections.open": SlackTestServer._apps_connections_open,

@@ -157,6 +157,24 @@ class BotProcess:
         )
 
 
+def view_submission_body(view: dict[str, Any], user: str) -> str:
+    payload = {
+        "type": "view_submission",
+        "team": {"id": TEAM_ID, "domain": "test"},
+        "user": {"id": user, "username": user.lower(), "team_id": TEAM_ID},
+        "api_app_id": "A0TEST",
+        "token": "deprecated-verification-token",
+        "trigger_id": f"{uuid.uuid4().int % 10**12}.abc",
+        "view": {
+            "id": f"V{uuid.uuid4().hex[:10].upper()}",
+            "hash": uuid.uuid4().hex[:12],
+            "type": "modal",
+            **view,
+        },
+    }
+    return urlencode({"payload": json.dumps(payload)})
+
+
 def event_body(event: dict[str, Any], event_id: str) -> str:
     return json.dumps(
         {

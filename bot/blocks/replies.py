@@ -7,6 +7,8 @@ from bot.ids import COMMAND
 from bot.models import RunRef
 
 ACK_POSTING = ":mag: Looking up {what} in MLflow. The review card will appear in {where}."
+ACK_SCHEDULING = ":calendar: Scheduling the review meeting…"
+ACK_AGENDA = ":clipboard: Looking up the reviews still pending…"
 ACK_DUPLICATE = ":repeat: Already on it: that request arrived twice, so it is handled once."
 POSTED = ":white_check_mark: Review card posted in {where}: {permalink}"
 NOT_AVAILABLE_YET = (

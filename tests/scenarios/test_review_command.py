@@ -246,18 +246,6 @@ def test_double_submission_posts_one_card(bot, slack, runs, response_url, eventu
     assert len(cards_for(slack, run_id)) == 1
 
 
-def test_schedule_button_is_not_available_yet_and_says_so(bot, slack, runs, response_url, eventually) -> None:
-    run_id = runs.make_run("buttons")
-    bot.command(run_id, response_url)
-    card = eventually(lambda: cards_for(slack, run_id)[0])
-    url = slack.new_response_url()
-    reply = bot.block_action(ActionId.SCHEDULE.value, "{}", url, message=card, channel=card["channel"])
-    assert reply.status_code == 200
-    response = eventually(lambda: [r for r in slack.responses if r.get("_url") == url][0])
-    assert "*Schedule meeting* is not available yet" in response["text"]
-    assert response.get("response_type") == "ephemeral"
-
-
 def test_double_click_is_acted_on_once(bot, slack, runs, response_url, eventually) -> None:
     run_id = runs.make_run("double-click")
     bot.command(run_id, response_url)

@@ -1,0 +1,353 @@
+"""Review meetings: schedule, move, cancel, remind, start; the run's tags are the source of truth.
+
+Jobs live in the LeaderScheduler (Redis job store, one leader). A job re-reads the run's tags when
+it fires, so a meeting moved or cancelled since is never announced from stale state; a tag marks each
+reminder and start as done, so neither is sent twice, even after Redis was lost and the jobs were
+rebuilt from MLflow.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.blocks.meetings import (
+    build_agenda,
+    build_cancelled,
+    build_invite_text,
+    build_meeting_announcement,
+    build_meeting_start,
+    build_missed,
+    build_reminder,
+    meeting_time,
+)
+from bot.blocks.message import SlackMessage
+from bot.errors import ReviewBotError
+from bot.meetings import (
+    DEFAULT_DURATION_MIN,
+    MEETING_AT_TAG,
+    BadWhen,
+    build_ics,
+    cleared_meeting_tags,
+    meeting_from_tags,
+    meeting_tags,
+    parse_when,
+)
+from bot.mlflow_gateway import MlflowGateway
+from bot.models import Meeting, ReviewStatus, RunRef, RunSummary
+from bot.review import STATUS_TAG
+from bot.scheduler import LeaderScheduler
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+REMINDER, START = "reminder", "start"
+# Which meeting (its review.meeting_at) each job already ran for.
+DONE_TAGS = {REMINDER: "review.meeting_reminded", START: "review.meeting_started"}
+RUN_LOCK_TTL, RUN_LOCK_WAIT = 30, 15
+USER_TTL = 3600
+
+NO_CARD = (
+    ":information_source: Run `{run_id}` has no review card yet. Post it first with `/review {run_id}`, "
+    "then schedule its meeting."
+)
+ALREADY_APPROVED = (
+    ":white_check_mark: Run `{run_id}` is already approved, so it needs no review meeting. "
+    "Request changes on its card first if it should be discussed again."
+)
+SCHEDULED_REPLY = (
+    ":calendar: Review meeting set for {when}. It is announced in the card's thread and {n} invitee(s) "
+    "got a calendar file by DM."
+)
+AGENDA_SCHEDULED_REPLY = (
+    ":calendar: {n} pending review(s) go into one meeting at {when}; announced in each card's thread, "
+    "{invited} invitee(s) got one calendar file."
+)
+NOTHING_PENDING = ":information_source: No review with a card is pending, so there is nothing to schedule."
+AGENDA_TITLE = "Model review meeting ({n} runs)"
+NO_MEETING = ":information_source: There is no meeting scheduled for this review."
+MISSED_WHAT = {REMINDER: "reminder", START: "start"}
+
+
+class MeetingError(ReviewBotError):
+    pass
+
+
+class MeetingService:
+    def __init__(
+        self,
+        gateway: MlflowGateway,
+        store: Store,
+        client: WebClient,
+        *,
+        redis_url: str | None,
+        reminder_lead_minutes: int,
+        missed_grace_minutes: int,
+        lock_ttl_seconds: int,
+        required_approvals: int,
+        reviewers: Callable[[], frozenset[str] | None],
+        namespace: str = "review-bot",
+    ) -> None:
+        self.gateway = gateway
+        self.store = store
+        self.client = client
+        self.lead = timedelta(minutes=reminder_lead_minutes)
+        self.grace = timedelta(minutes=missed_grace_minutes)
+        self.required_approvals = required_approvals
+        self.reviewers = reviewers
+        self.scheduler = LeaderScheduler(
+            "meetings",
+            self.run_job,
+            self.report_missed,
+            redis_url=redis_url,
+            misfire_grace_seconds=int(self.grace.total_seconds()),
+            lock_ttl_seconds=lock_ttl_seconds,
+            on_leader=self.rebuild,
+            namespace=namespace,
+        )
+
+    def start(self) -> None:
+        self.scheduler.start()
+
+    def stop(self) -> None:
+        self.scheduler.stop()
+
+    # --- people ----------------------------------------------------------------------------------
+
+    def user_timezone(self, user: str) -> str:
+        cached = self.store.get_json(f"tz:{user}")
+        if cached is None:
+            try:
+                cached = self.client.users_info(user=user)["user"].get("tz") or "UTC"
+            except SlackApiError as exc:
+                log.warning("users.info %s failed: %s", user, exc.response.get("error"))
+                return "UTC"
+            self.store.put_json(f"tz:{user}", cached, USER_TTL)
+        return cached
+
+    # --- what people ask for ----------------------------------------------------------------------
+
+    def schedule_from_text(self, ref: RunRef, when: str, user: str, now: datetime | None = None) -> str:
+        """`/review schedule <run> <when>`: the reply for the person who asked."""
+        now = now or datetime.now(tz=UTC)
+        at = parse_when(when, self.user_timezone(user), now)
+        run_id = self.gateway.resolve(ref)
+        meeting = self.schedule(
+            run_id,
+            at,
+            duration_min=DEFAULT_DURATION_MIN,
+            invitees=self._invitees(user),
+            agenda="",
+            by=user,
+            now=now,
+        )
+        return SCHEDULED_REPLY.format(when=meeting_time(meeting.at), n=len(meeting.invitees))
+
+    def agenda(self, now: datetime | None = None) -> SlackMessage:
+        return build_agenda(self._pending(), now or datetime.now(tz=UTC))
+
+    def schedule_agenda(self, when: str, user: str, now: datetime | None = None) -> str:
+        """`/review agenda <when>`: every pending review with a card goes into one meeting."""
+        now = now or datetime.now(tz=UTC)
+        at = parse_when(when, self.user_timezone(user), now)
+        pending = [summary for summary, _ in self._pending() if summary.review and summary.review.slack_ts]
+        if not pending:
+            return NOTHING_PENDING
+        invitees = self._invitees(user)
+        for summary in pending:
+            self.schedule(
+                summary.run_id, at, duration_min=DEFAULT_DURATION_MIN, invitees=invitees, agenda="", by=user,
+                now=now, invite=False,
+            )  # fmt: skip
+        self._invite_agenda(at, invitees, pending, user)
+        return AGENDA_SCHEDULED_REPLY.format(n=len(pending), when=meeting_time(at), invited=len(invitees))
+
+    def _pending(self) -> list[tuple[RunSummary, list[str]]]:
+        reviewers = self.reviewers()
+        found = []
+        for summary, _ in self.gateway.search_reviews(f"tags.`{STATUS_TAG}` = 'pending'"):
+            approved = {v.user for v in summary.review.approvals} if summary.review else set()
+            found.append((summary, sorted(set(reviewers or ()) - approved)))
+        return found
+
+    def _invitees(self, user: str) -> list[str]:
+        return sorted(self.reviewers() or ()) + [user]
+
+    # --- scheduling ------------------------------------------------------------------------------
+
+    def schedule(
+        self,
+        run_id: str,
+        at: datetime,
+        *,
+        duration_min: int,
+        invitees: list[str],
+        agenda: str,
+        by: str,
+        now: datetime | None = None,
+        invite: bool = True,
+    ) -> Meeting:
+        """Schedule (or move) the run's meeting; announce it, invite people, set the reminders."""
+        now = now or datetime.now(tz=UTC)
+        if at <= now:
+            raise BadWhen(":warning: That time is in the past. Pick a time after now.")
+        summary = self.gateway.run_summary(run_id)
+        review = summary.review
+        if review is None or not review.slack_ts:
+            raise MeetingError(NO_CARD.format(run_id=run_id))
+        if review.status is ReviewStatus.APPROVED:
+            raise MeetingError(ALREADY_APPROVED.format(run_id=run_id))
+        meeting = Meeting(
+            run_id=run_id,
+            at=at,
+            duration_min=duration_min,
+            invitees=list(dict.fromkeys(invitees)),
+            agenda=agenda,
+            scheduled_by=by,
+            channel=review.slack_channel,
+            ts=review.slack_ts,
+        )
+        with self.store.lock(f"run:{run_id}", RUN_LOCK_TTL, RUN_LOCK_WAIT):
+            previous = meeting_from_tags(run_id, self.gateway.run_tags(run_id))
+            # All at once: the meeting, and "not yet reminded or started" for it.
+            self.gateway.set_run_tags(
+                run_id, {**meeting_tags(meeting), **dict.fromkeys(DONE_TAGS.values(), "")}
+            )
+            self._set_jobs(meeting, now)
+        self._post(
+            meeting, build_meeting_announcement(meeting, summary.run_name, rescheduled=previous is not None)
+        )
+        if invite:
+            self._invite(meeting, summary, review.slack_permalink)
+        return meeting
+
+    def cancel(self, run_id: str, by: str) -> Meeting:
+        with self.store.lock(f"run:{run_id}", RUN_LOCK_TTL, RUN_LOCK_WAIT):
+            meeting = meeting_from_tags(run_id, self.gateway.run_tags(run_id))
+            if meeting is None:
+                raise MeetingError(NO_MEETING)
+            self.gateway.set_run_tags(run_id, cleared_meeting_tags())
+            for kind in (REMINDER, START):
+                self.scheduler.cancel(kind, run_id)
+        self._post_text(meeting, build_cancelled(meeting, by))
+        return meeting
+
+    def _set_jobs(self, meeting: Meeting, now: datetime) -> None:
+        reminder_at = meeting.at - self.lead
+        if self.lead and reminder_at > now:
+            self.scheduler.schedule(REMINDER, meeting.run_id, reminder_at)
+        else:
+            self.scheduler.cancel(REMINDER, meeting.run_id)  # too late for one: the start still comes
+        self.scheduler.schedule(START, meeting.run_id, meeting.at)
+
+    # --- jobs (run by the leader) ----------------------------------------------------------------
+
+    def run_job(self, kind: str, run_id: str) -> None:
+        summary = self.gateway.run_summary(run_id)
+        tags = self.gateway.run_tags(run_id)
+        meeting = meeting_from_tags(run_id, tags)
+        if meeting is None or tags.get(DONE_TAGS[kind]) == tags.get(MEETING_AT_TAG):
+            return  # cancelled, or already done (a job rebuilt after it ran)
+        if not self.store.claim(f"meeting-job:{kind}:{run_id}:{tags[MEETING_AT_TAG]}", 7 * 24 * 3600):
+            return  # another leader ran it a moment ago
+        if kind == REMINDER:
+            minutes = int(self.lead.total_seconds() // 60)
+            self._post_text(meeting, build_reminder(meeting, minutes))
+            for user in meeting.invitees:
+                self._dm(user, build_reminder(meeting, minutes))
+        else:
+            start = build_meeting_start(meeting, summary, self.required_approvals, _permalink(summary))
+            self._post(meeting, start, broadcast=True)
+        self.gateway.set_run_tags(run_id, {DONE_TAGS[kind]: tags[MEETING_AT_TAG]})
+
+    def report_missed(self, kind: str, run_id: str, due: datetime) -> None:
+        tags = self.gateway.run_tags(run_id)
+        meeting = meeting_from_tags(run_id, tags)
+        if meeting is None or tags.get(DONE_TAGS[kind]) == tags.get(MEETING_AT_TAG):
+            return
+        self._post_text(meeting, build_missed(meeting, MISSED_WHAT[kind]))
+        self.gateway.set_run_tags(run_id, {DONE_TAGS[kind]: tags[MEETING_AT_TAG]})
+
+    def rebuild(self, now: datetime | None = None) -> int:
+        """Put back any job Redis no longer has, from the runs' tags; returns how many were added."""
+        now = now or datetime.now(tz=UTC)
+        added = 0
+        for summary, tags in self.gateway.search_reviews(f"tags.`{MEETING_AT_TAG}` != ''"):
+            meeting = meeting_from_tags(summary.run_id, tags)
+            if meeting is None:
+                continue
+            for kind, when in ((REMINDER, meeting.at - self.lead), (START, meeting.at)):
+                if kind == REMINDER and not self.lead:
+                    continue
+                if tags.get(DONE_TAGS[kind]) == tags.get(MEETING_AT_TAG) or self.scheduler.scheduled(
+                    kind, summary.run_id
+                ):
+                    continue
+                if when >= now - self.grace:
+                    self.scheduler.schedule(kind, summary.run_id, when)  # runs at once if already due
+                    added += 1
+                else:
+                    self.report_missed(kind, summary.run_id, when)
+        return added
+
+    # --- Slack -----------------------------------------------------------------------------------
+
+    def _post(self, meeting: Meeting, message, *, broadcast: bool = False) -> None:  # noqa: ANN001
+        try:
+            self.client.chat_postMessage(
+                channel=meeting.channel,
+                thread_ts=meeting.ts,
+                reply_broadcast=broadcast,
+                **message.as_kwargs(),
+            )
+        except SlackApiError as exc:
+            log.error("meeting message for run %s refused: %s", meeting.run_id, exc.response.get("error"))
+
+    def _post_text(self, meeting: Meeting, text: str) -> None:
+        try:
+            self.client.chat_postMessage(channel=meeting.channel, thread_ts=meeting.ts, text=text)
+        except SlackApiError as exc:
+            log.error("meeting message for run %s refused: %s", meeting.run_id, exc.response.get("error"))
+
+    def _dm(self, user: str, text: str) -> None:
+        try:
+            self.client.chat_postMessage(channel=user, text=text)
+        except SlackApiError as exc:
+            log.warning("DM to %s refused: %s", user, exc.response.get("error"))
+
+    def _invite(self, meeting: Meeting, summary: RunSummary, permalink: str) -> None:
+        description = "\n".join(x for x in (meeting.agenda, summary.run_url, permalink) if x)
+        ics = build_ics(meeting, f"Model review: {summary.run_name}", description, stamp=datetime.now(tz=UTC))
+        self._send_invites(meeting.invitees, build_invite_text(meeting, summary.run_name, permalink), ics)
+
+    def _invite_agenda(self, at: datetime, invitees: list[str], runs: list[RunSummary], by: str) -> None:
+        meeting = Meeting(
+            run_id="agenda", at=at, duration_min=DEFAULT_DURATION_MIN, invitees=invitees, scheduled_by=by
+        )
+        lines = [f"{s.run_name}: {s.review.slack_permalink if s.review else s.run_url}" for s in runs]
+        title = AGENDA_TITLE.format(n=len(runs))
+        ics = build_ics(meeting, title, "\n".join(lines), stamp=datetime.now(tz=UTC))
+        self._send_invites(invitees, build_invite_text(meeting, title, ""), ics)
+
+    def _send_invites(self, invitees: list[str], text: str, ics: bytes) -> None:
+        """Each invitee gets a DM with the .ics file; one refused DM does not stop the others."""
+        for user in invitees:
+            try:
+                channel = self.client.conversations_open(users=user)["channel"]["id"]
+                self.client.files_upload_v2(
+                    channel=channel,
+                    initial_comment=text,
+                    file_uploads=[
+                        {"content": ics, "filename": "review-meeting.ics", "title": "Review meeting"}
+                    ],
+                )
+            except SlackApiError as exc:
+                log.warning("inviting %s failed: %s", user, exc.response.get("error"))
+
+
+def _permalink(summary: RunSummary) -> str:
+    return summary.review.slack_permalink if summary.review else ""
