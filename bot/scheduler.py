@@ -100,11 +100,15 @@ class LeaderScheduler:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop processing and give up leadership at once (another replica need not wait for expiry)."""
+        if self._stopping.is_set():
+            return
         self._stopping.set()
-        self._thread.join(timeout=self.lock_ttl)
+        if self._thread.is_alive():
+            self._thread.join(timeout=self.lock_ttl)
         self._step_down()
-        self.scheduler.shutdown(wait=False)
-        _handlers.pop(self.name, None)
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
 
     # --- jobs ------------------------------------------------------------------------------------
 
@@ -163,13 +167,13 @@ class LeaderScheduler:
 
     def _become_leader(self) -> None:
         log.info("this replica now runs the scheduler")
-        self._leading.set()
         if self.on_leader is not None:
             try:
                 self.on_leader()
             except Exception:
                 log.exception("rebuilding jobs on becoming leader failed")
         self.scheduler.resume()
+        self._leading.set()  # only now: whoever waits for a leader finds its jobs rebuilt
 
     def _step_down(self) -> None:
         if self.is_leader:

@@ -30,6 +30,8 @@ METHOD_SCOPES: dict[str, set[str]] = {
     # the email is how a run's mlflow.user is matched to a Slack user
     "users.info": {"users:read", "users:read.email"},
     "usergroups.users.list": {"usergroups:read"},
+    "conversations.open": {"im:write"},  # a DM with each invitee, for the .ics file
+    "views.open": set(),
     "apps.connections.open": set(),  # app-level token (connections:write), not a bot scope
 }
 

@@ -1,0 +1,161 @@
+"""Reminders and starts: exactly once across replicas, missed ones reported, jobs rebuilt from MLflow.
+
+The replicas here are MeetingService instances in this process, each with its own scheduler, sharing
+the real Redis, MLflow server and Slack test server. Time is moved with time-machine (APScheduler reads
+the clock it patches); the only real waits are for Slack messages to arrive.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis
+import time_machine
+from slack_sdk import WebClient
+
+from bot.meeting_service import MeetingService
+from bot.mlflow_gateway import MlflowGateway
+from bot.store import RedisStore
+from tests import support
+from tests.scenarios.helpers import cards_for, response_texts
+
+LEAD, GRACE = 15, 30
+T0 = datetime(2027, 3, 2, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def replicas(mlflow_server: str, redis_url: str, slack) -> Iterator[callable]:
+    namespace = f"jobs-{uuid.uuid4().hex[:8]}"
+    made: list[MeetingService] = []
+
+    def replica() -> MeetingService:
+        service = MeetingService(
+            MlflowGateway(mlflow_server, mlflow_server),
+            RedisStore(redis_url),
+            WebClient(token=support.BOT_TOKEN, base_url=slack.api_url),
+            redis_url=redis_url,
+            reminder_lead_minutes=LEAD,
+            missed_grace_minutes=GRACE,
+            lock_ttl_seconds=3,
+            required_approvals=1,
+            reviewers=lambda: None,
+            namespace=namespace,
+        )
+        service.start()
+        made.append(service)
+        return service
+
+    yield replica
+    for service in made:
+        service.stop()
+
+
+def post_card(bot, slack, runs, eventually, name: str):
+    """Before time moves: the served bot checks request timestamps against its own (real) clock."""
+    run_id = runs.make_run(name)
+    url = slack.new_response_url()
+    bot.command(run_id, url, user=support.ANA)
+    eventually(lambda: [t for t in response_texts(slack, url) if "Review card posted" in t])
+    card = cards_for(slack, run_id)[-1]
+    eventually(lambda: runs.tags(run_id).get("review.slack_ts") == card["ts"])
+    return run_id, card
+
+
+def schedule(service: MeetingService, run_id: str, at: datetime) -> None:
+    service.schedule(run_id, at, duration_min=30, invitees=[support.BO], agenda="", by=support.ANA, now=T0)
+
+
+def texts(slack, card, needle: str) -> list[str]:
+    return [
+        m.get("text", "") for m in slack.thread(card["channel"], card["ts"]) if needle in m.get("text", "")
+    ]
+
+
+def dms_to(slack, user: str, needle: str) -> list[str]:
+    return [m.get("text", "") for m in slack.messages.get("D" + user[1:], []) if needle in m.get("text", "")]
+
+
+def tick(*services: MeetingService) -> None:
+    for service in services:
+        service.scheduler.campaign_once()  # leaders look at their jobs again, now
+
+
+def test_two_replicas_send_each_reminder_and_start_once(bot, slack, runs, eventually, replicas) -> None:
+    run_id, card = post_card(bot, slack, runs, eventually, "exactly-once")
+    with time_machine.travel(T0, tick=True) as clock:
+        a, b = replicas(), replicas()
+        eventually(lambda: a.scheduler.is_leader or b.scheduler.is_leader)
+        schedule(b, run_id, T0 + timedelta(hours=1))
+
+        clock.shift(timedelta(minutes=45, seconds=1))
+        tick(a, b)
+        eventually(lambda: texts(slack, card, "starts in"))
+        eventually(lambda: dms_to(slack, support.BO, "starts in"))
+        clock.shift(timedelta(minutes=15))
+        tick(a, b)
+        eventually(lambda: texts(slack, card, "starting now"))
+        tick(a, b)
+        eventually(lambda: runs.tags(run_id).get("review.meeting_started"))
+    assert len(texts(slack, card, "starts in")) == 1
+    assert len(texts(slack, card, "starting now")) == 1
+    broadcast = [
+        c for c in slack.calls_to("chat.postMessage") if c.args.get("reply_broadcast") in (True, "true")
+    ]
+    assert any(c.args.get("thread_ts") == card["ts"] for c in broadcast)
+    assert runs.tags(run_id)["review.meeting_reminded"] == runs.tags(run_id)["review.meeting_at"]
+
+
+def test_a_reminder_due_while_no_bot_ran_is_sent_late_within_the_grace(
+    bot, slack, runs, eventually, replicas
+) -> None:
+    run_id, card = post_card(bot, slack, runs, eventually, "late")
+    with time_machine.travel(T0, tick=True) as clock:
+        first = replicas()
+        eventually(lambda: first.scheduler.is_leader)
+        schedule(first, run_id, T0 + timedelta(hours=1))
+        first.stop()  # no bot running when the reminder falls due
+        clock.shift(timedelta(minutes=45 + 10))  # 10 minutes late, within the 30-minute grace
+        later = replicas()
+        eventually(lambda: later.scheduler.is_leader)
+        tick(later)
+        eventually(lambda: texts(slack, card, "starts in"))
+    assert texts(slack, card, "was missed") == []
+
+
+def test_jobs_missed_beyond_the_grace_are_reported_not_dropped(
+    bot, slack, runs, eventually, replicas
+) -> None:
+    run_id, card = post_card(bot, slack, runs, eventually, "missed")
+    with time_machine.travel(T0, tick=True) as clock:
+        first = replicas()
+        eventually(lambda: first.scheduler.is_leader)
+        schedule(first, run_id, T0 + timedelta(hours=1))
+        first.stop()
+        clock.shift(timedelta(hours=3))
+        later = replicas()
+        eventually(lambda: later.scheduler.is_leader)
+        tick(later)
+        eventually(lambda: len(texts(slack, card, "was missed")) == 2)
+    assert texts(slack, card, "starts in") == [] and texts(slack, card, "starting now") == []
+
+
+def test_after_redis_is_flushed_the_jobs_are_rebuilt_from_mlflow(
+    bot, slack, runs, eventually, replicas, redis_url
+) -> None:
+    run_id, card = post_card(bot, slack, runs, eventually, "rebuilt")
+    with time_machine.travel(T0, tick=True) as clock:
+        first = replicas()
+        eventually(lambda: first.scheduler.is_leader)
+        schedule(first, run_id, T0 + timedelta(hours=2))
+        first.stop()
+        redis.Redis.from_url(redis_url).flushall()
+        later = replicas()
+        eventually(lambda: later.scheduler.is_leader)
+        assert later.scheduler.scheduled("start", run_id) == T0 + timedelta(hours=2)
+        clock.shift(timedelta(hours=1, minutes=45, seconds=1))
+        tick(later)
+        eventually(lambda: texts(slack, card, "starts in"))
+    assert len(texts(slack, card, "starts in")) == 1
