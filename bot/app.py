@@ -92,6 +92,7 @@ def build_services(settings: Settings) -> Services:
         lock_ttl_seconds=settings.scheduler_lock_ttl,
         required_approvals=settings.required_approvals,
         reviewers=lambda: votes.policy().reviewers,
+        key_metrics=settings.review_key_metrics,
     )
     return Services(settings, gateway, store, client, preparer, publisher, votes, meetings)
 

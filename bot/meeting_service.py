@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.blocks.card import build_review_card
 from bot.blocks.meetings import (
     build_agenda,
     build_cancelled,
@@ -39,7 +40,7 @@ from bot.meetings import (
 )
 from bot.mlflow_gateway import MlflowGateway
 from bot.models import Meeting, ReviewStatus, RunRef, RunSummary
-from bot.review import STATUS_TAG
+from bot.review import SLACK_CHANNEL_TAG, STATUS_TAG
 from bot.scheduler import LeaderScheduler
 from bot.store import Store
 
@@ -90,6 +91,7 @@ class MeetingService:
         lock_ttl_seconds: int,
         required_approvals: int,
         reviewers: Callable[[], frozenset[str] | None],
+        key_metrics: list[str] | None = None,
         namespace: str = "review-bot",
     ) -> None:
         self.gateway = gateway
@@ -99,6 +101,7 @@ class MeetingService:
         self.grace = timedelta(minutes=missed_grace_minutes)
         self.required_approvals = required_approvals
         self.reviewers = reviewers
+        self.key_metrics = key_metrics or []
         self.scheduler = LeaderScheduler(
             "meetings",
             self.run_job,
@@ -147,14 +150,15 @@ class MeetingService:
         )
         return SCHEDULED_REPLY.format(when=meeting_time(meeting.at), n=len(meeting.invitees))
 
-    def agenda(self, now: datetime | None = None) -> SlackMessage:
-        return build_agenda(self._pending(), now or datetime.now(tz=UTC))
+    def agenda(self, channel: str, now: datetime | None = None) -> SlackMessage:
+        """The reviews pending in `channel` (the review channel): one team's agenda."""
+        return build_agenda(self._pending(channel), now or datetime.now(tz=UTC))
 
-    def schedule_agenda(self, when: str, user: str, now: datetime | None = None) -> str:
+    def schedule_agenda(self, when: str, user: str, channel: str, now: datetime | None = None) -> str:
         """`/review agenda <when>`: every pending review with a card goes into one meeting."""
         now = now or datetime.now(tz=UTC)
         at = parse_when(when, self.user_timezone(user), now)
-        pending = [summary for summary, _ in self._pending() if summary.review and summary.review.slack_ts]
+        pending = [summary for summary, _ in self._pending(channel)]
         if not pending:
             return NOTHING_PENDING
         invitees = self._invitees(user)
@@ -166,10 +170,11 @@ class MeetingService:
         self._invite_agenda(at, invitees, pending, user)
         return AGENDA_SCHEDULED_REPLY.format(n=len(pending), when=meeting_time(at), invited=len(invitees))
 
-    def _pending(self) -> list[tuple[RunSummary, list[str]]]:
+    def _pending(self, channel: str) -> list[tuple[RunSummary, list[str]]]:
         reviewers = self.reviewers()
         found = []
-        for summary, _ in self.gateway.search_reviews(f"tags.`{STATUS_TAG}` = 'pending'"):
+        query = f"tags.`{STATUS_TAG}` = 'pending' and tags.`{SLACK_CHANNEL_TAG}` = '{channel}'"
+        for summary, _ in self.gateway.search_reviews(query):
             approved = {v.user for v in summary.review.approvals} if summary.review else set()
             found.append((summary, sorted(set(reviewers or ()) - approved)))
         return found
@@ -218,6 +223,7 @@ class MeetingService:
                 run_id, {**meeting_tags(meeting), **dict.fromkeys(DONE_TAGS.values(), "")}
             )
             self._set_jobs(meeting, now)
+        self._refresh_card(summary.model_copy(update={"meeting": meeting}))
         self._post(
             meeting, build_meeting_announcement(meeting, summary.run_name, rescheduled=previous is not None)
         )
@@ -233,6 +239,7 @@ class MeetingService:
             self.gateway.set_run_tags(run_id, cleared_meeting_tags())
             for kind in (REMINDER, START):
                 self.scheduler.cancel(kind, run_id)
+        self._refresh_card(self.gateway.run_summary(run_id))
         self._post_text(meeting, build_cancelled(meeting, by))
         return meeting
 
@@ -295,6 +302,22 @@ class MeetingService:
         return added
 
     # --- Slack -----------------------------------------------------------------------------------
+
+    def _refresh_card(self, summary: RunSummary) -> None:
+        """The card shows the meeting's time (each reader in their own timezone)."""
+        review = summary.review
+        if review is None or not review.slack_ts:
+            return
+        card = build_review_card(
+            summary,
+            requested_by=review.requested_by,
+            key_metrics=self.key_metrics,
+            required_approvals=self.required_approvals,
+        )
+        try:
+            self.client.chat_update(channel=review.slack_channel, ts=review.slack_ts, **card.as_kwargs())
+        except SlackApiError as exc:
+            log.error("updating the card of run %s failed: %s", summary.run_id, exc.response.get("error"))
 
     def _post(self, meeting: Meeting, message, *, broadcast: bool = False) -> None:  # noqa: ANN001
         try:

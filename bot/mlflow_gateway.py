@@ -26,6 +26,7 @@ from mlflow.utils.credentials import get_default_host_creds
 from mlflow.utils.rest_utils import http_request, verify_rest_response
 
 from bot.errors import MlflowUnavailable, NotFound
+from bot.meetings import meeting_from_tags
 from bot.models import (
     DatasetInput,
     ImageArtifact,
@@ -168,6 +169,7 @@ class MlflowGateway:
             run_url=run_url(self.ui_url, info.experiment_id, info.run_id),
             experiment_url=experiment_url(self.ui_url, info.experiment_id),
             review=state_from_tags(info.run_id, tags),
+            meeting=meeting_from_tags(info.run_id, tags),
         )
 
     def model_versions_of(self, run_id: str) -> list[ModelVersionRef]:

@@ -138,6 +138,7 @@ class RunSummary(_Frozen):
     run_url: str = ""  # the run's page in the MLflow UI; "" when no UI is known
     experiment_url: str = ""
     review: ReviewState | None = None  # what the run's review.* tags say; None if never reviewed
+    meeting: Meeting | None = None  # the review meeting in its review.meeting_* tags, if any
 
     @property
     def duration_seconds(self) -> float | None:

@@ -54,9 +54,14 @@ def register(app: App, services: Services) -> None:
             if isinstance(parsed, ScheduleCommand):
                 tell(meetings.schedule_from_text(parsed.ref, parsed.when, user))
             elif isinstance(parsed, AgendaCommand) and parsed.when:
-                tell(meetings.schedule_agenda(parsed.when, user))
+                tell(
+                    meetings.schedule_agenda(
+                        parsed.when, user, publisher.target_channel(command["channel_id"])
+                    )
+                )
             elif isinstance(parsed, AgendaCommand):
-                respond(response_type="ephemeral", replace_original=False, **meetings.agenda().as_kwargs())
+                agenda = meetings.agenda(publisher.target_channel(command["channel_id"]))
+                respond(response_type="ephemeral", replace_original=False, **agenda.as_kwargs())
         except ReviewBotError as exc:
             tell(exc.user_message())
 

@@ -25,7 +25,7 @@ from bot.blocks import limits
 from bot.blocks.message import SlackMessage
 from bot.blocks.mrkdwn import escape, link, markdown_to_mrkdwn, split_mrkdwn, truncate
 from bot.ids import ActionId, BlockId, MetadataEvent
-from bot.models import ReviewState, ReviewStatus, RunSummary, Vote
+from bot.models import Meeting, ReviewState, ReviewStatus, RunSummary, Vote
 
 CARD_METRICS = 12
 CARD_PARAMS = 12
@@ -36,6 +36,7 @@ SHORT_COMMIT = 7
 
 HEADER_PREFIX = "Model review: "
 PENDING_STATUS = ":hourglass_flowing_sand: *Review pending*"
+MEETING_LINE = ":calendar: Review meeting {when} ({minutes} min)"
 APPROVED_STATUS = ":white_check_mark: *Approved*"
 CHANGES_STATUS = ":x: *Changes requested*"
 APPROVE_LABEL = "Approve"
@@ -144,6 +145,10 @@ def build_status_line(review: ReviewState | None, requested_by: str, required_ap
     return truncate(f"{line} · requested by <@{requested_by}>", limits.SECTION_TEXT)
 
 
+def build_meeting_line(meeting: Meeting) -> str:
+    return MEETING_LINE.format(when=format_time(meeting.at), minutes=meeting.duration_min)
+
+
 def build_review_card(
     summary: RunSummary, *, requested_by: str, key_metrics: list[str], required_approvals: int = 1
 ) -> SlackMessage:
@@ -169,7 +174,8 @@ def build_review_card(
         ContextBlock(
             block_id=BlockId.STATUS,
             elements=[
-                MarkdownTextObject(text=build_status_line(summary.review, requested_by, required_approvals))
+                MarkdownTextObject(text=build_status_line(summary.review, requested_by, required_approvals)),
+                *([MarkdownTextObject(text=build_meeting_line(summary.meeting))] if summary.meeting else []),
             ],
         )
     )

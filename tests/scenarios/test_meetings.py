@@ -60,12 +60,12 @@ def thread_texts(slack, card) -> list[str]:
     return [m.get("text", "") for m in slack.thread(card["channel"], card["ts"])]
 
 
-def ics_sent_to(slack, user: str) -> list[icalendar.Calendar]:
+def ics_sent_to(slack, user: str, run_id: str) -> list[icalendar.Calendar]:
     dm = "D" + user[1:]
     return [
         icalendar.Calendar.from_ical(f.content)
         for f in list(slack.files.values())
-        if f.completed and f.channel == dm and f.filename.endswith(".ics")
+        if f.completed and f.channel == dm and f.filename.endswith(".ics") and run_id.encode() in f.content
     ]
 
 
@@ -106,8 +106,14 @@ def test_the_modal_schedules_announces_and_sends_calendar_files(bot, slack, runs
     message = [m for m in slack.thread(card["channel"], card["ts"]) if m.get("text") == announcement][0]
     assert f"<!date^{int(at.timestamp())}^" in json.dumps(message["blocks"])
     assert "Check &lt;recall&gt;" in json.dumps(message["blocks"])  # the agenda, escaped
+    updated = eventually(
+        lambda: [c for c in slack.calls_to("chat.update") if c.args.get("ts") == card["ts"]][-1]
+    )
+    assert f"Review meeting <!date^{int(at.timestamp())}^" in json.dumps(
+        updated.args["blocks"]
+    )  # on the card
     for user in (support.BO, support.DAN):
-        [calendar] = eventually(lambda user=user: ics_sent_to(slack, user))
+        [calendar] = eventually(lambda user=user: ics_sent_to(slack, user, run_id))
         [event] = calendar.walk("VEVENT")
         assert event.decoded("dtstart") == at and event.decoded("duration") == timedelta(minutes=45)
         assert run_id in str(event["uid"]) and "meeting-run" in str(event["summary"])
@@ -172,13 +178,16 @@ def test_rescheduling_moves_the_meeting_and_cancel_removes_it(bot, slack, runs, 
     assert eventually(lambda: [t for t in thread_texts(slack, card) if "cancelled" in t])
 
 
-def test_agenda_lists_pending_reviews_and_schedules_them_together(bot, slack, runs, eventually) -> None:
+def test_agenda_lists_pending_reviews_and_schedules_them_together(bots, slack, runs, eventually) -> None:
+    slack.add_channel("C0AGENDA", "team-b-reviews")
+    bot = bots.get(REVIEW_CHANNEL="C0AGENDA")  # a team of its own: its agenda holds only its reviews
     first, _ = post_card(bot, slack, runs, eventually, name="agenda-first")
     second, _ = post_card(bot, slack, runs, eventually, name="agenda-second")
     url = slack.new_response_url()
     bot.command("agenda", url, user=support.BO)
     listing = json.dumps(eventually(lambda: [r for r in slack.responses if r.get("_url") == url][0]))
     assert listing.index("agenda-first") < listing.index("agenda-second")  # oldest first
+    assert "meeting-run" not in listing  # other channels' reviews are not this team's agenda
 
     url = slack.new_response_url()
     bot.command("agenda tomorrow 10am", url, user=support.BO)
