@@ -64,3 +64,19 @@ def uploads_in_thread(slack: SlackTestServer, channel: str, ts: str) -> list[Any
 def posts_mentioning(slack: SlackTestServer, user: str) -> list[Any]:
     """chat.postMessage calls whose content names the user (a card shows who requested it)."""
     return [c for c in slack.calls_to("chat.postMessage") if f"<@{user}>" in json.dumps(c.args)]
+
+
+def post_card(
+    bot, slack, runs, eventually, *, name="candidate", user="ana.lopez", requester=None, **run_args
+):  # noqa: ANN001, ANN201
+    """A new run, reviewed with /review through the served bot; returns (run_id, card) once it is posted.
+
+    The review's tags are written before the requester hears "posted", so they are there too.
+    """
+    from tests import support
+
+    run_id = runs.make_run(name, user=user, **run_args)
+    url = slack.new_response_url()
+    bot.command(run_id, url, user=requester or support.ANA)
+    eventually(lambda: [t for t in response_texts(slack, url) if "Review card posted" in t])
+    return run_id, cards_for(slack, run_id)[-1]

@@ -13,20 +13,10 @@ import pytest
 
 from bot.ids import ActionId
 from tests import support
-from tests.scenarios.helpers import blocks_text, cards_for, response_texts
+from tests.scenarios.helpers import blocks_text, cards_for, post_card, response_texts
 
 APPROVE = ActionId.APPROVE.value
 CHANGES = ActionId.REQUEST_CHANGES.value
-
-
-def post_card(
-    bot, slack, runs, eventually, *, name="candidate", user="ana.lopez", requester=support.ANA, **kwargs
-):
-    run_id = runs.make_run(name, user=user, **kwargs)
-    url = slack.new_response_url()
-    bot.command(run_id, url, user=requester)
-    eventually(lambda: [t for t in response_texts(slack, url) if "Review card posted" in t])
-    return run_id, cards_for(slack, run_id)[-1]
 
 
 def click(bot, slack, card, action: str, user: str) -> str:

@@ -20,7 +20,7 @@ from bot.meeting_service import MeetingService
 from bot.mlflow_gateway import MlflowGateway
 from bot.store import RedisStore
 from tests import support
-from tests.scenarios.helpers import cards_for, response_texts
+from tests.scenarios.helpers import post_card
 
 LEAD, GRACE = 15, 30
 T0 = datetime(2027, 3, 2, 9, 0, tzinfo=UTC)
@@ -53,17 +53,7 @@ def replicas(mlflow_server: str, redis_url: str, slack) -> Iterator[callable]:
         service.stop()
 
 
-def post_card(bot, slack, runs, eventually, name: str):
-    """Before time moves: the served bot checks request timestamps against its own (real) clock."""
-    run_id = runs.make_run(name)
-    url = slack.new_response_url()
-    bot.command(run_id, url, user=support.ANA)
-    eventually(lambda: [t for t in response_texts(slack, url) if "Review card posted" in t])
-    card = cards_for(slack, run_id)[-1]
-    eventually(lambda: runs.tags(run_id).get("review.slack_ts") == card["ts"])
-    return run_id, card
-
-
+# Cards are posted before time moves: the served bot checks request timestamps against its real clock.
 def schedule(service: MeetingService, run_id: str, at: datetime) -> None:
     service.schedule(run_id, at, duration_min=30, invitees=[support.BO], agenda="", by=support.ANA, now=T0)
 
@@ -84,7 +74,7 @@ def tick(*services: MeetingService) -> None:
 
 
 def test_two_replicas_send_each_reminder_and_start_once(bot, slack, runs, eventually, replicas) -> None:
-    run_id, card = post_card(bot, slack, runs, eventually, "exactly-once")
+    run_id, card = post_card(bot, slack, runs, eventually, name="exactly-once")
     with time_machine.travel(T0, tick=True) as clock:
         a, b = replicas(), replicas()
         eventually(lambda: a.scheduler.is_leader or b.scheduler.is_leader)
@@ -111,7 +101,7 @@ def test_two_replicas_send_each_reminder_and_start_once(bot, slack, runs, eventu
 def test_a_reminder_due_while_no_bot_ran_is_sent_late_within_the_grace(
     bot, slack, runs, eventually, replicas
 ) -> None:
-    run_id, card = post_card(bot, slack, runs, eventually, "late")
+    run_id, card = post_card(bot, slack, runs, eventually, name="late")
     with time_machine.travel(T0, tick=True) as clock:
         first = replicas()
         eventually(lambda: first.scheduler.is_leader)
@@ -128,7 +118,7 @@ def test_a_reminder_due_while_no_bot_ran_is_sent_late_within_the_grace(
 def test_jobs_missed_beyond_the_grace_are_reported_not_dropped(
     bot, slack, runs, eventually, replicas
 ) -> None:
-    run_id, card = post_card(bot, slack, runs, eventually, "missed")
+    run_id, card = post_card(bot, slack, runs, eventually, name="missed")
     with time_machine.travel(T0, tick=True) as clock:
         first = replicas()
         eventually(lambda: first.scheduler.is_leader)
@@ -145,7 +135,7 @@ def test_jobs_missed_beyond_the_grace_are_reported_not_dropped(
 def test_after_redis_is_flushed_the_jobs_are_rebuilt_from_mlflow(
     bot, slack, runs, eventually, replicas, redis_url
 ) -> None:
-    run_id, card = post_card(bot, slack, runs, eventually, "rebuilt")
+    run_id, card = post_card(bot, slack, runs, eventually, name="rebuilt")
     with time_machine.travel(T0, tick=True) as clock:
         first = replicas()
         eventually(lambda: first.scheduler.is_leader)

@@ -11,19 +11,9 @@ import pytest
 
 from bot.ids import ActionId, CallbackId, MeetingBlockId, MeetingInput
 from tests import support
-from tests.scenarios.helpers import cards_for, response_texts
+from tests.scenarios.helpers import post_card, response_texts
 
 MADRID = ZoneInfo("Europe/Madrid")  # ANA's Slack timezone in the test server
-
-
-def post_card(bot, slack, runs, eventually, name="meeting-run"):
-    run_id = runs.make_run(name)
-    url = slack.new_response_url()
-    bot.command(run_id, url, user=support.ANA)
-    eventually(lambda: [t for t in response_texts(slack, url) if "Review card posted" in t])
-    card = cards_for(slack, run_id)[-1]
-    eventually(lambda: runs.tags(run_id).get("review.slack_ts") == card["ts"])
-    return run_id, card
 
 
 def submission(
@@ -70,7 +60,7 @@ def ics_sent_to(slack, user: str, run_id: str) -> list[icalendar.Calendar]:
 
 
 def test_schedule_button_opens_the_modal(bot, slack, runs, eventually) -> None:
-    run_id, card = post_card(bot, slack, runs, eventually)
+    run_id, card = post_card(bot, slack, runs, eventually, name="meeting-run")
     reply = bot.block_action(
         ActionId.SCHEDULE.value, json.dumps({"run_id": run_id}), slack.new_response_url(), message=card,
         channel=card["channel"], user=support.BO,
@@ -83,7 +73,7 @@ def test_schedule_button_opens_the_modal(bot, slack, runs, eventually) -> None:
 
 
 def test_a_time_in_the_past_is_a_field_error_and_schedules_nothing(bot, slack, runs, eventually) -> None:
-    run_id, _ = post_card(bot, slack, runs, eventually)
+    run_id, _ = post_card(bot, slack, runs, eventually, name="meeting-run")
     past = int((datetime.now(tz=UTC) - timedelta(hours=1)).timestamp())
     reply = submit(bot, submission(run_id, past, [support.BO]))
     body = reply.json()
@@ -92,7 +82,7 @@ def test_a_time_in_the_past_is_a_field_error_and_schedules_nothing(bot, slack, r
 
 
 def test_the_modal_schedules_announces_and_sends_calendar_files(bot, slack, runs, eventually) -> None:
-    run_id, card = post_card(bot, slack, runs, eventually)
+    run_id, card = post_card(bot, slack, runs, eventually, name="meeting-run")
     at = (datetime.now(tz=UTC) + timedelta(days=2)).replace(second=0, microsecond=0)
     reply = submit(
         bot, submission(run_id, int(at.timestamp()), [support.BO, support.DAN], agenda="Check <recall>")
@@ -120,7 +110,7 @@ def test_the_modal_schedules_announces_and_sends_calendar_files(bot, slack, runs
 
 
 def test_review_schedule_reads_the_time_in_the_requesters_timezone(bot, slack, runs, eventually) -> None:
-    run_id, card = post_card(bot, slack, runs, eventually)
+    run_id, card = post_card(bot, slack, runs, eventually, name="meeting-run")
     url = slack.new_response_url()
     bot.command(f"schedule {run_id} tomorrow 3pm", url, user=support.ANA)
     reply = eventually(lambda: response_texts(slack, url)[0])
@@ -136,7 +126,7 @@ def test_review_schedule_reads_the_time_in_the_requesters_timezone(bot, slack, r
     [("whenever suits", "could not read `whenever suits`"), ("2020-01-01 10:00", "in the past")],
 )
 def test_unreadable_or_past_times_are_explained(bot, slack, runs, eventually, when, expected) -> None:
-    run_id, _ = post_card(bot, slack, runs, eventually)
+    run_id, _ = post_card(bot, slack, runs, eventually, name="meeting-run")
     url = slack.new_response_url()
     bot.command(f"schedule {run_id} {when}", url, user=support.ANA)
     assert expected in eventually(lambda: response_texts(slack, url)[0])
@@ -161,7 +151,7 @@ def test_unknown_run_no_card_and_approved_run_are_explained(bot, slack, runs, ev
 
 
 def test_rescheduling_moves_the_meeting_and_cancel_removes_it(bot, slack, runs, eventually) -> None:
-    run_id, card = post_card(bot, slack, runs, eventually)
+    run_id, card = post_card(bot, slack, runs, eventually, name="meeting-run")
     for when in ("in 3 hours", "in 5 hours"):
         url = slack.new_response_url()
         bot.command(f"schedule {run_id} {when}", url, user=support.ANA)
