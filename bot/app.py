@@ -15,6 +15,7 @@ from bot.config import Settings
 from bot.errors import log_unexpected
 from bot.meeting_service import MeetingService
 from bot.mlflow_gateway import MlflowGateway
+from bot.people import People
 from bot.reviews import ReviewPreparer, ReviewPublisher
 from bot.store import Store, create_store
 from bot.voting import VoteService
@@ -71,12 +72,14 @@ def build_services(settings: Settings) -> Services:
     client = create_slack_client(settings)
     preparer = create_preparer(settings, gateway)
     cards = CardIndex(store, client)
+    people = People(store, client)
     publisher = ReviewPublisher(preparer, client, settings.review_channel, store, cards)
     votes = VoteService(
         gateway,
         store,
         client,
         cards,
+        people,
         reviewers=settings.reviewers,
         reviewer_group=settings.reviewer_group,
         required_approvals=settings.required_approvals,
@@ -86,6 +89,7 @@ def build_services(settings: Settings) -> Services:
         gateway,
         store,
         client,
+        people,
         redis_url=settings.redis_url,
         reminder_lead_minutes=settings.reminder_lead_minutes,
         missed_grace_minutes=settings.missed_grace_minutes,

@@ -40,17 +40,16 @@ from bot.meetings import (
 )
 from bot.mlflow_gateway import MlflowGateway
 from bot.models import Meeting, ReviewStatus, RunRef, RunSummary
+from bot.people import People
 from bot.review import SLACK_CHANNEL_TAG, STATUS_TAG
 from bot.scheduler import LeaderScheduler
-from bot.store import Store
+from bot.store import Store, run_lock
 
 log = logging.getLogger(__name__)
 
 REMINDER, START = "reminder", "start"
 # Which meeting (its review.meeting_at) each job already ran for.
 DONE_TAGS = {REMINDER: "review.meeting_reminded", START: "review.meeting_started"}
-RUN_LOCK_TTL, RUN_LOCK_WAIT = 30, 15
-USER_TTL = 3600
 
 NO_CARD = (
     ":information_source: Run `{run_id}` has no review card yet. Post it first with `/review {run_id}`, "
@@ -84,6 +83,7 @@ class MeetingService:
         gateway: MlflowGateway,
         store: Store,
         client: WebClient,
+        people: People,
         *,
         redis_url: str | None,
         reminder_lead_minutes: int,
@@ -97,6 +97,7 @@ class MeetingService:
         self.gateway = gateway
         self.store = store
         self.client = client
+        self.people = people
         self.lead = timedelta(minutes=reminder_lead_minutes)
         self.grace = timedelta(minutes=missed_grace_minutes)
         self.required_approvals = required_approvals
@@ -122,15 +123,7 @@ class MeetingService:
     # --- people ----------------------------------------------------------------------------------
 
     def user_timezone(self, user: str) -> str:
-        cached = self.store.get_json(f"tz:{user}")
-        if cached is None:
-            try:
-                cached = self.client.users_info(user=user)["user"].get("tz") or "UTC"
-            except SlackApiError as exc:
-                log.warning("users.info %s failed: %s", user, exc.response.get("error"))
-                return "UTC"
-            self.store.put_json(f"tz:{user}", cached, USER_TTL)
-        return cached
+        return self.people.get(user).tz
 
     # --- what people ask for ----------------------------------------------------------------------
 
@@ -216,7 +209,7 @@ class MeetingService:
             channel=review.slack_channel,
             ts=review.slack_ts,
         )
-        with self.store.lock(f"run:{run_id}", RUN_LOCK_TTL, RUN_LOCK_WAIT):
+        with run_lock(self.store, run_id):
             previous = meeting_from_tags(run_id, self.gateway.run_tags(run_id))
             # All at once: the meeting, and "not yet reminded or started" for it.
             self.gateway.set_run_tags(
@@ -232,7 +225,7 @@ class MeetingService:
         return meeting
 
     def cancel(self, run_id: str, by: str) -> Meeting:
-        with self.store.lock(f"run:{run_id}", RUN_LOCK_TTL, RUN_LOCK_WAIT):
+        with run_lock(self.store, run_id):
             meeting = meeting_from_tags(run_id, self.gateway.run_tags(run_id))
             if meeting is None:
                 raise MeetingError(NO_MEETING)

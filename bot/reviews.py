@@ -37,12 +37,9 @@ from bot.cards import CardIndex, CardRef
 from bot.errors import ReviewBotError, SlackRefused, log_unexpected
 from bot.mlflow_gateway import MlflowGateway
 from bot.models import ReviewState, RunRef, RunSummary
-from bot.store import LockBusy, Store
+from bot.store import LockBusy, Store, run_lock
 
 log = logging.getLogger(__name__)
-
-RUN_LOCK_TTL = 30
-RUN_LOCK_WAIT = 15
 
 
 @dataclass(frozen=True)
@@ -206,7 +203,7 @@ class ReviewPublisher:
         """The review request goes to the run's tags; a run already under review keeps its votes."""
         gateway = self.preparer.gateway
         try:
-            with self.store.lock(f"run:{summary.run_id}", RUN_LOCK_TTL, RUN_LOCK_WAIT):
+            with run_lock(self.store, summary.run_id):
                 state = gateway.review_of(summary.run_id) or ReviewState(
                     run_id=summary.run_id, requested_by=requested_by, requested_at=datetime.now(tz=UTC)
                 )

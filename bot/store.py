@@ -16,6 +16,8 @@ from typing import Any, Protocol
 
 import redis
 
+from bot.errors import ReviewBotError
+
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "review-bot:"
@@ -42,8 +44,26 @@ class Store(Protocol):
         crashed holder cannot block it for ever. Raises LockBusy after `wait_seconds`."""
 
 
-class LockBusy(Exception):
-    pass
+class LockBusy(ReviewBotError):
+    """Someone else holds the lock for longer than we may wait."""
+
+    def user_message(self) -> str:
+        return LOCK_BUSY
+
+
+LOCK_BUSY = (
+    ":hourglass: Another change to this review is being recorded right now. Nothing was changed; try again."
+)
+
+
+# Every read-modify-write of a run's review.* tags (request, votes, meetings) holds this lock. It
+# outlives any MLflow round trip the bot allows, and frees itself if its holder crashes.
+RUN_LOCK_TTL = 30
+RUN_LOCK_WAIT = 15
+
+
+def run_lock(store: Store, run_id: str) -> AbstractContextManager[None]:
+    return store.lock(f"run:{run_id}", RUN_LOCK_TTL, RUN_LOCK_WAIT)
 
 
 class RedisStore:

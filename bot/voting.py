@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,17 +18,15 @@ from bot.cards import CardIndex
 from bot.errors import MlflowUnavailable, ReviewBotError, log_unexpected
 from bot.mlflow_gateway import MlflowGateway
 from bot.models import ReviewState, ReviewStatus, RunSummary, Via, Vote, VoteKind
+from bot.people import People
 from bot.review import VotePolicy, cast, withdraw
-from bot.store import LockBusy, Store
+from bot.store import LockBusy, Store, run_lock
 
 log = logging.getLogger(__name__)
 
 Notify = Callable[[str], None]
 
-USER_TTL = 3600
 GROUP_TTL = 600
-LOCK_TTL = 30  # longer than any MLflow round trip the bot allows; a crashed holder frees it then
-LOCK_WAIT = 15
 
 NOT_RECORDED = (
     ":warning: Your vote was *not recorded*: MLflow at `{uri}` did not answer. Nothing was changed; "
@@ -41,13 +38,6 @@ BUSY = (
 DECISION_LINE = ":ballot_box_with_check: {line}"
 
 
-@dataclass(frozen=True)
-class Voter:
-    id: str
-    name: str
-    handles: frozenset[str]  # lower-case names this person may appear as in `mlflow.user`
-
-
 class VoteService:
     def __init__(
         self,
@@ -55,6 +45,7 @@ class VoteService:
         store: Store,
         client: WebClient,
         cards: CardIndex,
+        people: People,
         *,
         reviewers: list[str],
         reviewer_group: str | None,
@@ -63,6 +54,7 @@ class VoteService:
     ) -> None:
         self.gateway = gateway
         self.cards = cards
+        self.people = people
         self.store = store
         self.client = client
         self.reviewers = reviewers
@@ -71,31 +63,6 @@ class VoteService:
         self.key_metrics = key_metrics
 
     # --- who votes -------------------------------------------------------------------------------
-
-    def voter(self, user_id: str) -> Voter:
-        info = self.store.get_json(f"user:{user_id}")
-        if info is None:
-            try:
-                user = self.client.users_info(user=user_id)["user"]
-            except SlackApiError as exc:
-                log.warning("users.info %s failed: %s", user_id, exc.response.get("error"))
-                user = {"id": user_id}
-            profile = user.get("profile") or {}
-            info = {
-                "name": profile.get("real_name") or user.get("real_name") or user.get("name") or user_id,
-                "handles": sorted(
-                    h.lower()
-                    for h in (
-                        (profile.get("email") or "").split("@")[0],
-                        user.get("name") or "",
-                        profile.get("display_name") or "",
-                        profile.get("real_name") or "",
-                    )
-                    if h
-                ),
-            }
-            self.store.put_json(f"user:{user_id}", info, USER_TTL)
-        return Voter(id=user_id, name=info["name"], handles=frozenset(info["handles"]))
 
     def policy(self) -> VotePolicy:
         members = set(self.reviewers)
@@ -146,10 +113,10 @@ class VoteService:
         card = self.cards.find(channel, ts)
         if card is None:
             return  # not one of our cards: reactions on other messages mean nothing to us
-        voter = self.voter(user)
+        voter = self.people.get(user)
         now = datetime.now(tz=UTC)
         try:
-            with self.store.lock(f"run:{card.run_id}", LOCK_TTL, LOCK_WAIT):
+            with run_lock(self.store, card.run_id):
                 summary = self.gateway.run_summary(card.run_id)
                 state = summary.review or ReviewState(run_id=card.run_id, slack_channel=channel, slack_ts=ts)
                 if withdrawing:
@@ -218,7 +185,9 @@ class VoteService:
             log.error("keeping the discussion of run %s failed: %s", summary.run_id, exc)
 
     def _thread_message(self, message: dict[str, Any]) -> ThreadMessage:
-        author = self.voter(message["user"]).name if message.get("user") else message.get("username", "bot")
+        author = (
+            self.people.get(message["user"]).name if message.get("user") else message.get("username", "bot")
+        )
         return ThreadMessage(
             author=author,
             at=datetime.fromtimestamp(float(message["ts"]), tz=UTC),

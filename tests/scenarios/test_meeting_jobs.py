@@ -18,6 +18,7 @@ from slack_sdk import WebClient
 
 from bot.meeting_service import MeetingService
 from bot.mlflow_gateway import MlflowGateway
+from bot.people import People
 from bot.store import RedisStore
 from tests import support
 from tests.scenarios.helpers import post_card
@@ -32,10 +33,12 @@ def replicas(mlflow_server: str, redis_url: str, slack) -> Iterator[callable]:
     made: list[MeetingService] = []
 
     def replica() -> MeetingService:
+        store, client = RedisStore(redis_url), WebClient(token=support.BOT_TOKEN, base_url=slack.api_url)
         service = MeetingService(
             MlflowGateway(mlflow_server, mlflow_server),
-            RedisStore(redis_url),
-            WebClient(token=support.BOT_TOKEN, base_url=slack.api_url),
+            store,
+            client,
+            People(store, client),
             redis_url=redis_url,
             reminder_lead_minutes=LEAD,
             missed_grace_minutes=GRACE,
