@@ -48,6 +48,8 @@ from bot.store import Store, run_lock
 log = logging.getLogger(__name__)
 
 REMINDER, START = "reminder", "start"
+RETRY_PREFIX = "retry-"
+RETRY_AFTER = timedelta(minutes=1)
 # Which meeting (its review.meeting_at) each job already ran for.
 DONE_TAGS = {REMINDER: "review.meeting_reminded", START: "review.meeting_started"}
 
@@ -247,11 +249,25 @@ class MeetingService:
     # --- jobs (run by the leader) ----------------------------------------------------------------
 
     def run_job(self, kind: str, run_id: str) -> None:
-        summary = self.gateway.run_summary(run_id)
+        """A reminder or a start falls due. If MLflow cannot be read, it is tried again every minute
+        (as its own job, so the one running now can finish) until it goes out or is reported missed."""
+        kind = kind.removeprefix(RETRY_PREFIX)
+        try:
+            self._run_job(kind, run_id)
+        except ReviewBotError as exc:
+            log.warning("meeting %s for run %s failed (%s); trying again in a minute", kind, run_id, exc)
+            self.scheduler.schedule(RETRY_PREFIX + kind, run_id, datetime.now(tz=UTC) + RETRY_AFTER)
+
+    def _run_job(self, kind: str, run_id: str) -> None:
         tags = self.gateway.run_tags(run_id)
         meeting = meeting_from_tags(run_id, tags)
         if meeting is None or tags.get(DONE_TAGS[kind]) == tags.get(MEETING_AT_TAG):
             return  # cancelled, or already done (a job rebuilt after it ran)
+        due = meeting.at - self.lead if kind == REMINDER else meeting.at
+        if datetime.now(tz=UTC) > due + self.grace:  # retried for too long: say so rather than send it late
+            self.report_missed(kind, run_id, due)
+            return
+        summary = self.gateway.run_summary(run_id)
         if not self.store.claim(f"meeting-job:{kind}:{run_id}:{tags[MEETING_AT_TAG]}", 7 * 24 * 3600):
             return  # another leader ran it a moment ago
         if kind == REMINDER:
@@ -265,6 +281,7 @@ class MeetingService:
         self.gateway.set_run_tags(run_id, {DONE_TAGS[kind]: tags[MEETING_AT_TAG]})
 
     def report_missed(self, kind: str, run_id: str, due: datetime) -> None:
+        kind = kind.removeprefix(RETRY_PREFIX)
         tags = self.gateway.run_tags(run_id)
         meeting = meeting_from_tags(run_id, tags)
         if meeting is None or tags.get(DONE_TAGS[kind]) == tags.get(MEETING_AT_TAG):

@@ -152,3 +152,26 @@ def test_after_redis_is_flushed_the_jobs_are_rebuilt_from_mlflow(
         tick(later)
         eventually(lambda: texts(slack, card, "starts in"))
     assert len(texts(slack, card, "starts in")) == 1
+
+
+def test_mlflow_down_when_a_reminder_falls_due_is_retried_until_it_goes_out(
+    bot, slack, runs, eventually, replicas, mlflow_server
+) -> None:
+    run_id, card = post_card(bot, slack, runs, eventually, name="retried")
+    with time_machine.travel(T0, tick=True) as clock:
+        service = replicas()
+        eventually(lambda: service.scheduler.is_leader)
+        schedule(service, run_id, T0 + timedelta(hours=1))
+        working = service.gateway
+        service.gateway = MlflowGateway(
+            f"http://127.0.0.1:{support.free_port()}", timeout_seconds=1, retries=0
+        )
+        clock.shift(timedelta(minutes=45, seconds=1))
+        tick(service)
+        eventually(lambda: service.scheduler.scheduled("retry-reminder", run_id))  # failed: tried again later
+        assert texts(slack, card, "starts in") == []
+        service.gateway = working  # MLflow is back
+        clock.shift(timedelta(minutes=1, seconds=1))
+        tick(service)
+        eventually(lambda: texts(slack, card, "starts in"))
+    assert len(texts(slack, card, "starts in")) == 1 and texts(slack, card, "was missed") == []
