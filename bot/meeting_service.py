@@ -267,7 +267,6 @@ class MeetingService:
         if datetime.now(tz=UTC) > due + self.grace:  # retried for too long: say so rather than send it late
             self.report_missed(kind, run_id, due)
             return
-        summary = self.gateway.run_summary(run_id)
         if not self.store.claim(f"meeting-job:{kind}:{run_id}:{tags[MEETING_AT_TAG]}", 7 * 24 * 3600):
             return  # another leader ran it a moment ago
         if kind == REMINDER:
@@ -276,6 +275,7 @@ class MeetingService:
             for user in meeting.invitees:
                 self._dm(user, build_reminder(meeting, minutes))
         else:
+            summary = self.gateway.run_summary(run_id)  # the review as it stands now, for the summary
             start = build_meeting_start(meeting, summary, self.required_approvals, _permalink(summary))
             self._post(meeting, start, broadcast=True)
         self.gateway.set_run_tags(run_id, {DONE_TAGS[kind]: tags[MEETING_AT_TAG]})

@@ -145,12 +145,3 @@ class RunSummary(_Frozen):
         if self.start_time and self.end_time:
             return (self.end_time - self.start_time).total_seconds()
         return None
-
-
-class Review(_Frozen):
-    """Where a review card for a run lives in Slack."""
-
-    run_id: str
-    experiment_id: str
-    channel: str
-    ts: str

@@ -20,7 +20,7 @@ from bot.mlflow_gateway import MlflowGateway
 from bot.models import ReviewState, ReviewStatus, RunSummary, Via, Vote, VoteKind
 from bot.people import People
 from bot.review import VotePolicy, cast, withdraw
-from bot.store import LockBusy, Store, run_lock
+from bot.store import Store, run_lock
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +31,6 @@ GROUP_TTL = 600
 NOT_RECORDED = (
     ":warning: Your vote was *not recorded*: MLflow at `{uri}` did not answer. Nothing was changed; "
     "try again in a minute."
-)
-BUSY = (
-    ":hourglass: Another vote on this review is being recorded right now. Yours was not recorded; try again."
 )
 DECISION_LINE = ":ballot_box_with_check: {line}"
 
@@ -144,9 +141,6 @@ class VoteService:
                 self._show(recorded, channel, ts, outcome.line)
         except MlflowUnavailable as exc:
             notify(NOT_RECORDED.format(uri=exc.tracking_uri))
-            return
-        except LockBusy:
-            notify(BUSY)
             return
         except ReviewBotError as exc:
             notify(exc.user_message())

@@ -11,10 +11,6 @@ ACK_SCHEDULING = ":calendar: Scheduling the review meeting…"
 ACK_AGENDA = ":clipboard: Looking up the reviews still pending…"
 ACK_DUPLICATE = ":repeat: Already on it: that request arrived twice, so it is handled once."
 POSTED = ":white_check_mark: Review card posted in {where}: {permalink}"
-NOT_AVAILABLE_YET = (
-    ":construction: *{label}* is not available yet in this version of review-bot. "
-    "Discuss in the card's thread for now."
-)
 UNEXPECTED = (
     ":boom: Something went wrong on review-bot's side (error id `{error_id}`). Nothing more was done. "
     "Try again; if it happens again, give the error id to whoever runs the bot."
