@@ -15,8 +15,10 @@ from bot.config import Settings
 from bot.errors import log_unexpected
 from bot.meeting_service import MeetingService
 from bot.mlflow_gateway import MlflowGateway
+from bot.nudge_service import NudgeService
 from bot.people import People
 from bot.reviews import ReviewPreparer, ReviewPublisher
+from bot.scheduler import LeaderScheduler
 from bot.store import Store, create_store
 from bot.voting import VoteService
 
@@ -34,7 +36,9 @@ class Services:
     preparer: ReviewPreparer
     publisher: ReviewPublisher
     votes: VoteService
+    scheduler: LeaderScheduler
     meetings: MeetingService
+    nudges: NudgeService
 
     def health(self) -> dict[str, str]:
         return {"mlflow": self.gateway.health(), "redis": self.store.health()}
@@ -85,20 +89,41 @@ def build_services(settings: Settings) -> Services:
         required_approvals=settings.required_approvals,
         key_metrics=settings.review_key_metrics,
     )
+    scheduler = LeaderScheduler(
+        "review-bot",
+        redis_url=settings.redis_url,
+        misfire_grace_seconds=settings.missed_grace_minutes * 60,
+        lock_ttl_seconds=settings.scheduler_lock_ttl,
+    )
     meetings = MeetingService(
         gateway,
         store,
         client,
         people,
-        redis_url=settings.redis_url,
+        scheduler,
         reminder_lead_minutes=settings.reminder_lead_minutes,
         missed_grace_minutes=settings.missed_grace_minutes,
-        lock_ttl_seconds=settings.scheduler_lock_ttl,
         required_approvals=settings.required_approvals,
         reviewers=lambda: votes.policy().reviewers,
         key_metrics=settings.review_key_metrics,
     )
-    return Services(settings, gateway, store, client, preparer, publisher, votes, meetings)
+    secret = settings.mlflow_webhook_secret
+    nudges = NudgeService(
+        gateway,
+        store,
+        client,
+        publisher,
+        channel=settings.review_channel,
+        deployment_aliases=settings.deployment_aliases,
+        pending_max_days=settings.pending_max_age_days,
+        repeat_seconds=settings.nudge_repeat_minutes * 60,
+        reviewers=lambda: votes.policy().reviewers,
+        scheduler=scheduler,
+        cron=settings.nudge_cron,
+        timezone=settings.nudge_tz,
+        webhook_secret=secret.get_secret_value() if secret else None,
+    )
+    return Services(settings, gateway, store, client, preparer, publisher, votes, scheduler, meetings, nudges)
 
 
 def create_app(settings: Settings, services: Services | None = None, *, socket_mode: bool = False) -> App:

@@ -1,4 +1,4 @@
-"""`review-bot`: serve (HTTP), socket (Socket Mode), preview, demo, gate."""
+"""`review-bot`: serve (HTTP), socket (Socket Mode), preview, demo, gate, nudge, webhook register."""
 
 from __future__ import annotations
 
@@ -39,7 +39,12 @@ def _die(message: str) -> None:
 def _secrets(settings: Settings) -> list[str]:
     return [
         s.get_secret_value()
-        for s in (settings.slack_bot_token, settings.slack_signing_secret, settings.slack_app_token)
+        for s in (
+            settings.slack_bot_token,
+            settings.slack_signing_secret,
+            settings.slack_app_token,
+            settings.mlflow_webhook_secret,
+        )
         if s is not None
     ]
 
@@ -57,18 +62,29 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from bot.app import build_services, create_app
     from bot.server import serve
     from bot.web import create_wsgi_app
+    from handlers.webhooks import create_webhook_app
 
     services = build_services(settings)
     app = create_app(settings, services)
-    log.info("serving on port %s (POST /slack/events, GET /healthz)", settings.port)
+    _warn_about_nudges(settings)
+    log.info("serving on port %s (POST /slack/events, POST /mlflow/webhook, GET /healthz)", settings.port)
     serve(
-        create_wsgi_app(app, services.health),
+        create_wsgi_app(app, services.health, create_webhook_app(services.nudges)),
         settings.port,
         settings.web_concurrency,
         settings.worker_threads,
         settings.log_level,
-        on_worker_start=services.meetings.start,  # the scheduler's threads live in the worker
+        on_worker_start=services.scheduler.start,  # the scheduler's threads live in the worker
     )
+
+
+def _warn_about_nudges(settings: Settings) -> None:
+    if not settings.review_channel:
+        log.warning(
+            "REVIEW_CHANNEL is not set: nudges about unreviewed deployments and the digest are not posted"
+        )
+    if settings.mlflow_webhook_secret is None:
+        log.warning("MLFLOW_WEBHOOK_SECRET is not set: POST /mlflow/webhook refuses every delivery")
 
 
 def cmd_socket(args: argparse.Namespace) -> None:
@@ -87,21 +103,26 @@ def cmd_socket(args: argparse.Namespace) -> None:
 
     from bot.app import build_services, create_app
     from bot.web import create_health_app
+    from handlers.webhooks import create_webhook_app
 
     services = build_services(settings)
     app = create_app(settings, services, socket_mode=True)
+    _warn_about_nudges(settings)
 
     class QuietHandler(WSGIRequestHandler):
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002
             pass
 
     health = make_server(
-        "0.0.0.0", settings.port, create_health_app(services.health), handler_class=QuietHandler
+        "0.0.0.0",
+        settings.port,
+        create_health_app(services.health, create_webhook_app(services.nudges)),
+        handler_class=QuietHandler,
     )
     threading.Thread(target=health.serve_forever, name="healthz", daemon=True).start()
-    log.info("Socket Mode: connecting to Slack; GET /healthz on port %s", settings.port)
+    log.info("Socket Mode: connecting to Slack; GET /healthz, POST /mlflow/webhook on port %s", settings.port)
     assert settings.slack_app_token is not None
-    services.meetings.start()
+    services.scheduler.start()
     SocketModeHandler(app, settings.slack_app_token.get_secret_value()).start()
 
 
@@ -177,6 +198,74 @@ def cmd_gate(args: argparse.Namespace) -> None:
     raise SystemExit(0 if verdict.approved else 1)
 
 
+def cmd_nudge(args: argparse.Namespace) -> None:
+    """The digest's scan, now: printed, and posted unless --dry-run (for teams with their own cron)."""
+    from datetime import UTC, datetime
+
+    from bot.app import build_services
+    from bot.blocks.nudges import build_digest, build_reviewer_dm
+
+    settings = load_settings(**({"mlflow_tracking_uri": args.tracking_uri} if args.tracking_uri else {}))
+    if not args.once:
+        _die("nudge: pass --once (the bot itself runs the digest on NUDGE_CRON)")
+    posting = not args.dry_run
+    if posting and (settings.slack_bot_token is None or not settings.review_channel):
+        _die("nudge: SLACK_BOT_TOKEN and REVIEW_CHANNEL are needed to post; add --dry-run to only print")
+    logging.basicConfig(level=logging.ERROR)
+    nudges = build_services(settings).nudges  # its scheduler is never started: this is a one-off
+    now = datetime.now(tz=UTC)
+    scan = nudges.scan(now)
+    digest = build_digest(scan, now, settings.pending_max_age_days)
+    print(
+        _plain_message(digest.blocks) if digest else "Nothing to report: every deployed version is approved."
+    )
+    for user, reviews in sorted(scan.waiting_on.items()):
+        print(f"\nDM to {user}:\n{_plain_message(build_reviewer_dm(reviews, now).blocks)}")
+    if posting:
+        nudges.post_digest(scan, now)
+        print(f"\nPosted to {settings.review_channel}.")
+    raise SystemExit(1 if scan.registry_error or scan.unchecked else 0)
+
+
+def cmd_webhook(args: argparse.Namespace) -> None:
+    """Create or update the MLflow webhook that tells the bot when an alias lands on a version."""
+    from bot.app import create_gateway
+    from bot.errors import ReviewBotError
+    from bot.nudges import WEBHOOK_EVENTS
+
+    settings = load_settings(**({"mlflow_tracking_uri": args.tracking_uri} if args.tracking_uri else {}))
+    if settings.mlflow_webhook_secret is None:
+        _die("MLFLOW_WEBHOOK_SECRET is not set: the same secret must be given to MLflow and to the bot")
+    logging.basicConfig(level=logging.ERROR)
+    try:
+        webhook_id, created = create_gateway(settings).register_webhook(
+            args.name, args.url, WEBHOOK_EVENTS, settings.mlflow_webhook_secret.get_secret_value()
+        )
+    except ReviewBotError as exc:
+        print(f"review-bot webhook: {_plain(exc.user_message())}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+    print(
+        f"{'Created' if created else 'Updated'} MLflow webhook {args.name!r} ({webhook_id}): "
+        f"{', '.join(WEBHOOK_EVENTS)} -> {args.url}"
+    )
+
+
+def _plain_message(blocks: list[dict]) -> str:
+    """A message's blocks as terminal text: `<url|label>` becomes `label (url)`."""
+    texts = []
+    for block in blocks:
+        parts = [block.get("text") or {}] + list(block.get("elements") or [])
+        texts += [
+            p.get("text", "")
+            for p in parts
+            if isinstance(p, dict) and p.get("type") in {"mrkdwn", "plain_text"}
+        ]
+    text = "\n".join(t for t in texts if t)
+    text = re.sub(r"<(https?://[^|>]+)\|([^>]+)>", r"\2 (\1)", text)
+    text = re.sub(r"<!date\^\d+\^[^|>]*\|([^>]+)>", r"\1", text)
+    return _plain(text)
+
+
 def _plain(text: str) -> str:
     """Slack-formatted text for a terminal: no emoji codes, no mrkdwn escapes."""
     text = re.sub(r"^:[a-z_]+: ", "", text)
@@ -210,6 +299,22 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_argument("ref", help="run id, runs:/ URI, models:/name/version or models:/name@alias")
     gate.add_argument("--tracking-uri", help="overrides MLFLOW_TRACKING_URI")
     gate.set_defaults(func=cmd_gate)
+    nudge = sub.add_parser(
+        "nudge", help="scan the registry for deployed versions without an approved review, print the digest"
+    )
+    nudge.add_argument("--once", action="store_true", help="scan now, once (required)")
+    nudge.add_argument("--dry-run", action="store_true", help="only print; post nothing to Slack")
+    nudge.add_argument("--tracking-uri", help="overrides MLFLOW_TRACKING_URI")
+    nudge.set_defaults(func=cmd_nudge)
+    webhook = sub.add_parser("webhook", help="manage the MLflow registry webhook that feeds the nudges")
+    webhook_sub = webhook.add_subparsers(dest="webhook_command", required=True)
+    register = webhook_sub.add_parser("register", help="create or update the MLflow webhook")
+    register.add_argument("--url", required=True, help="the public URL of the bot's /mlflow/webhook")
+    register.add_argument(
+        "--name", default="review-bot", help="the webhook's name in MLflow (default: review-bot)"
+    )
+    register.add_argument("--tracking-uri", help="overrides MLFLOW_TRACKING_URI")
+    register.set_defaults(func=cmd_webhook)
     return parser
 
 

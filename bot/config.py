@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC
 from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from apscheduler.triggers.cron import CronTrigger
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -56,30 +59,74 @@ class Settings(BaseSettings):
     missed_grace_minutes: int = Field(default=30, ge=0, le=7 * 24 * 60, validation_alias="MISSED_GRACE")
     scheduler_lock_ttl: int = Field(default=30, ge=3, le=600)
 
+    # Nudges
+    deployment_aliases: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["champion", "production", "prod"]
+    )
+    nudge_cron: str = "0 10 * * MON-FRI"
+    nudge_tz: str = "UTC"
+    pending_max_age_days: int = Field(default=3, ge=0, le=365, validation_alias="PENDING_MAX_AGE")
+    nudge_repeat_minutes: int = Field(
+        default=24 * 60, ge=1, le=365 * 24 * 60, validation_alias="NUDGE_REPEAT"
+    )
+    mlflow_webhook_secret: SecretStr | None = None
+
     # Serving
     port: int = Field(default=3000, ge=1, le=65535)
     web_concurrency: int = Field(default=1, ge=1)
     worker_threads: int = Field(default=8, ge=1)
     log_level: str = "INFO"
 
-    @field_validator("review_key_metrics", "reviewers", mode="before")
+    @field_validator("review_key_metrics", "reviewers", "deployment_aliases", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
-    @field_validator("reminder_lead_minutes", "missed_grace_minutes", mode="before")
+    @field_validator("reminder_lead_minutes", "missed_grace_minutes", "nudge_repeat_minutes", mode="before")
     @classmethod
     def _minutes(cls, value: object) -> object:
-        """`15`, `15m`, `2h` or `1h30m`: minutes, as people write them."""
+        """`15`, `15m`, `2h`, `1h30m` or `1d`: minutes, as people write them."""
         if not isinstance(value, str):
             return value
         text = value.strip().lower().replace(" ", "")
-        match = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m?)?", text)
+        match = re.fullmatch(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m?)?", text)
         if not text or not match:
-            raise ValueError("use minutes: 15, 15m, 2h or 1h30m")
-        return int(match.group(1) or 0) * 60 + int(match.group(2) or 0)
+            raise ValueError("use minutes: 15, 15m, 2h, 1h30m or 1d")
+        return (int(match.group(1) or 0) * 24 + int(match.group(2) or 0)) * 60 + int(match.group(3) or 0)
+
+    @field_validator("pending_max_age_days", mode="before")
+    @classmethod
+    def _working_days(cls, value: object) -> object:
+        """`3` or `3d`: working days."""
+        if isinstance(value, str) and value.strip().lower().endswith("d"):
+            return value.strip()[:-1]
+        return value
+
+    @field_validator("nudge_cron")
+    @classmethod
+    def _crontab(cls, value: str) -> str:
+        """Five crontab fields, checked now rather than when the first digest falls due."""
+        try:
+            CronTrigger.from_crontab(value, timezone=UTC)
+        except ValueError as exc:
+            raise ValueError(f"not a crontab expression ({exc}); e.g. 0 10 * * MON-FRI") from exc
+        return value
+
+    @field_validator("nudge_tz")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown timezone {value!r}; use an IANA name like Europe/Berlin") from exc
+        return value
+
+    @field_validator("deployment_aliases")
+    @classmethod
+    def _some_alias(cls, value: list[str]) -> list[str]:
+        return [alias.lstrip("@") for alias in value]
 
     @field_validator("approve_emoji", "changes_emoji")
     @classmethod

@@ -15,6 +15,8 @@ class ActionId(StrEnum):
     SCHEDULE = "review_schedule"
     OPEN_MLFLOW = "review_open_mlflow"  # a link button: Slack still sends block_actions for it
     CANCEL_MEETING = "review_cancel_meeting"  # on the meeting's announcement in the thread
+    NUDGE_START_REVIEW = "nudge_start_review"  # on a nudge about a deployed, unreviewed model version
+    NUDGE_SNOOZE = "nudge_snooze"
 
 
 CARD_ACTIONS = (ActionId.APPROVE, ActionId.REQUEST_CHANGES, ActionId.SCHEDULE, ActionId.OPEN_MLFLOW)
@@ -41,6 +43,10 @@ class MeetingBlockId(StrEnum):
     DURATION = "meeting_duration_block"
     INVITEES = "meeting_invitees_block"
     AGENDA = "meeting_agenda_block"
+
+
+class NudgeBlockId(StrEnum):
+    ACTIONS = "nudge_actions"
 
 
 class CallbackId(StrEnum):

@@ -73,6 +73,7 @@ NOTHING_PENDING = ":information_source: No review with a card is pending, so the
 AGENDA_TITLE = "Model review meeting ({n} runs)"
 NO_MEETING = ":information_source: There is no meeting scheduled for this review."
 MISSED_WHAT = {REMINDER: "reminder", START: "start"}
+JOB_KINDS = (REMINDER, START, RETRY_PREFIX + REMINDER, RETRY_PREFIX + START)
 
 
 class MeetingError(ReviewBotError):
@@ -86,15 +87,13 @@ class MeetingService:
         store: Store,
         client: WebClient,
         people: People,
+        scheduler: LeaderScheduler,
         *,
-        redis_url: str | None,
         reminder_lead_minutes: int,
         missed_grace_minutes: int,
-        lock_ttl_seconds: int,
         required_approvals: int,
         reviewers: Callable[[], frozenset[str] | None],
         key_metrics: list[str] | None = None,
-        namespace: str = "review-bot",
     ) -> None:
         self.gateway = gateway
         self.store = store
@@ -105,22 +104,9 @@ class MeetingService:
         self.required_approvals = required_approvals
         self.reviewers = reviewers
         self.key_metrics = key_metrics or []
-        self.scheduler = LeaderScheduler(
-            "meetings",
-            self.run_job,
-            self.report_missed,
-            redis_url=redis_url,
-            misfire_grace_seconds=int(self.grace.total_seconds()),
-            lock_ttl_seconds=lock_ttl_seconds,
-            on_leader=self.rebuild,
-            namespace=namespace,
-        )
-
-    def start(self) -> None:
-        self.scheduler.start()
-
-    def stop(self) -> None:
-        self.scheduler.stop()
+        self.scheduler = scheduler
+        scheduler.register(JOB_KINDS, self.run_job, self.report_missed)
+        scheduler.on_leader(self.rebuild)
 
     # --- people ----------------------------------------------------------------------------------
 

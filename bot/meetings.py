@@ -16,7 +16,7 @@ import icalendar
 from bot.blocks.mrkdwn import escape, truncate
 from bot.errors import ReviewBotError
 from bot.models import Meeting
-from bot.review import SLACK_CHANNEL_TAG, SLACK_TS_TAG
+from bot.review import SLACK_CHANNEL_TAG, SLACK_TS_TAG, iso_utc, parse_moment
 
 MEETING_AT_TAG = "review.meeting_at"
 MEETING_INVITEES_TAG = "review.meeting_invitees"
@@ -116,7 +116,7 @@ def _relative_span(text: str, now: datetime) -> datetime | None:
 def meeting_tags(meeting: Meeting) -> dict[str, str]:
     """The run's review.meeting_* tags for this meeting (the card's channel/ts live in the review's tags)."""
     return {
-        MEETING_AT_TAG: _iso(meeting.at),
+        MEETING_AT_TAG: iso_utc(meeting.at),
         MEETING_INVITEES_TAG: ",".join(meeting.invitees),
         MEETING_DURATION_TAG: str(meeting.duration_min),
         MEETING_AGENDA_TAG: meeting.agenda[:AGENDA_MAX_CHARS],
@@ -131,7 +131,7 @@ def cleared_meeting_tags() -> dict[str, str]:
 
 def meeting_from_tags(run_id: str, tags: dict[str, str]) -> Meeting | None:
     """The scheduled meeting, or None when there is none (or its time was hand-edited into nonsense)."""
-    at = _moment(tags.get(MEETING_AT_TAG, ""))
+    at = parse_moment(tags.get(MEETING_AT_TAG, ""))
     if at is None:
         return None
     try:
@@ -151,21 +151,6 @@ def meeting_from_tags(run_id: str, tags: dict[str, str]) -> Meeting | None:
         channel=tags.get(SLACK_CHANNEL_TAG, ""),
         ts=tags.get(SLACK_TS_TAG, ""),
     )
-
-
-def _iso(moment: datetime) -> str:
-    utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    return utc.isoformat().replace("+00:00", "Z")
-
-
-def _moment(text: str) -> datetime | None:
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 # --- Calendar file ----------------------------------------------------------------------------------------

@@ -37,7 +37,8 @@ from bot.models import (
     RunRef,
     RunSummary,
 )
-from bot.review import MODEL_VERSION_TAGS, state_from_tags, tags_for
+from bot.nudges import PRODUCTION_STAGE, SNOOZED_UNTIL_TAG, DeployedVersion, deployment_markers
+from bot.review import MODEL_VERSION_TAGS, parse_moment, state_from_tags, tags_for
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ HISTORY_FETCH_THREADS = 8
 HEALTH_TIMEOUT_SECONDS = 2
 SEARCH_PAGE = 500
 DISCUSSION_ARTIFACT = "review/discussion.md"
+WEBHOOK_DESCRIPTION = "review-bot: nudges about models deployed without an approved review"
 BULK_INTERVAL_ENDPOINT = "/api/2.0/mlflow/metrics/get-history-bulk-interval"
 
 _NOT_FOUND_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"})
@@ -281,6 +283,101 @@ class MlflowGateway:
                 break
         return found
 
+    # --- the registry, for nudges ------------------------------------------------------------------
+
+    def deployment_candidates(self, deployment_aliases: list[str]) -> list[ModelVersionRef]:
+        """Every version under a deployment alias or in the legacy Production stage.
+
+        Read from the registered models alone (each carries its aliases and its latest version per
+        stage), so the cost is pages of models, never the number of versions or runs.
+        """
+        found: list[ModelVersionRef] = []
+        token = None
+        while True:
+            page = self._call(
+                "model registry",
+                lambda token=token: self._client.search_registered_models(
+                    max_results=SEARCH_PAGE, page_token=token
+                ),
+            )
+            for model in page:
+                by_version: dict[str, list[str]] = {}
+                for alias, version in (getattr(model, "aliases", None) or {}).items():
+                    by_version.setdefault(str(version), []).append(alias)
+                production = {
+                    str(mv.version)
+                    for mv in model.latest_versions or []
+                    if mv.current_stage == PRODUCTION_STAGE
+                }
+                for version in sorted(set(by_version) | production, key=_version_order):
+                    stage = PRODUCTION_STAGE if version in production else ""
+                    aliases = sorted(by_version.get(version, []))
+                    if deployment_markers(aliases, stage, deployment_aliases):
+                        found.append(
+                            ModelVersionRef(name=model.name, version=version, aliases=aliases, stage=stage)
+                        )
+            token = page.token
+            if not token:
+                return found
+
+    def deployed_version(self, name: str, version: str, deployment_aliases: list[str]) -> DeployedVersion:
+        """One model version as it is now, and the review of the run it came from (two calls)."""
+        mv = self._call(
+            f"model `{name}` version {version}", lambda: self._client.get_model_version(name, version)
+        )
+        review, run_name, url = None, "", ""
+        if mv.run_id:
+            try:
+                run = self._call(f"run `{mv.run_id}`", lambda: self._client.get_run(mv.run_id))
+            except NotFound:  # the run is gone: the version stays unreviewable, and says so
+                run = None
+            if run is not None:
+                review = state_from_tags(mv.run_id, run.data.tags)
+                run_name = run.info.run_name or mv.run_id
+                url = run_url(self.ui_url, run.info.experiment_id, mv.run_id)
+        return DeployedVersion(
+            name=name,
+            version=str(mv.version),
+            markers=deployment_markers(list(mv.aliases or []), mv.current_stage, deployment_aliases),
+            run_id=mv.run_id or "",
+            run_name=run_name,
+            run_url=url,
+            version_url=model_version_url(self.ui_url, name, str(mv.version)),
+            review=review,
+            snoozed_until=parse_moment((mv.tags or {}).get(SNOOZED_UNTIL_TAG)),
+        )
+
+    def set_model_version_tag(self, name: str, version: str, key: str, value: str) -> None:
+        self._call(
+            f"model `{name}` version {version}",
+            lambda: self._client.set_model_version_tag(name, version, key, value),
+        )
+
+    def register_webhook(self, name: str, url: str, events: tuple[str, ...], secret: str) -> tuple[str, bool]:
+        """Create the bot's webhook, or update the one with this name; returns (its id, created?)."""
+        token, existing = None, None
+        while existing is None:
+            page = self._call("webhooks", lambda token=token: self._client.list_webhooks(page_token=token))
+            existing = next((w for w in page if w.name == name), None)
+            token = page.token
+            if not token:
+                break
+        if existing is not None:
+            self._call(
+                f"webhook `{name}`",
+                lambda: self._client.update_webhook(
+                    existing.webhook_id, url=url, events=list(events), secret=secret, status="ACTIVE"
+                ),
+            )
+            return existing.webhook_id, False
+        created = self._call(
+            f"webhook `{name}`",
+            lambda: self._client.create_webhook(
+                name, url, list(events), description=WEBHOOK_DESCRIPTION, secret=secret
+            ),
+        )
+        return created.webhook_id, True
+
     def log_discussion(self, run_id: str, markdown: str) -> None:
         self._call(f"run `{run_id}`", lambda: self._client.log_text(run_id, markdown, DISCUSSION_ARTIFACT))
 
@@ -329,6 +426,10 @@ class MlflowGateway:
                 lambda: self._client.download_artifacts(run_id, path, dst_path=tmp),
             )
             return Path(local).read_bytes()
+
+
+def _version_order(version: str) -> tuple[int, str]:
+    return (int(version), "") if version.isdigit() else (0, version)
 
 
 def _datasets(run) -> list[DatasetInput]:  # noqa: ANN001 - an mlflow Run

@@ -150,7 +150,7 @@ def _apply(
 def tags_for(state: ReviewState) -> dict[str, str]:
     def votes(items: list[Vote]) -> str:
         return json.dumps(
-            [{"user": v.user, "name": v.name, "at": _iso(v.at), "via": v.via.value} for v in items],
+            [{"user": v.user, "name": v.name, "at": iso_utc(v.at), "via": v.via.value} for v in items],
             separators=(",", ":"),
         )
 
@@ -159,8 +159,8 @@ def tags_for(state: ReviewState) -> dict[str, str]:
         APPROVALS_TAG: votes(state.approvals),
         CHANGE_REQUESTS_TAG: votes(state.change_requests),
         REQUESTED_BY_TAG: state.requested_by,
-        REQUESTED_AT_TAG: _iso(state.requested_at),
-        DECIDED_AT_TAG: _iso(state.decided_at),
+        REQUESTED_AT_TAG: iso_utc(state.requested_at),
+        DECIDED_AT_TAG: iso_utc(state.decided_at),
         SLACK_CHANNEL_TAG: state.slack_channel,
         SLACK_TS_TAG: state.slack_ts,
         SLACK_PERMALINK_TAG: state.slack_permalink,
@@ -198,15 +198,15 @@ def state_from_tags(run_id: str, tags: dict[str, str]) -> ReviewState | None:
         approvals=votes(APPROVALS_TAG),
         change_requests=votes(CHANGE_REQUESTS_TAG),
         requested_by=tags.get(REQUESTED_BY_TAG, ""),
-        requested_at=_moment(tags.get(REQUESTED_AT_TAG)),
-        decided_at=_moment(tags.get(DECIDED_AT_TAG)),
+        requested_at=parse_moment(tags.get(REQUESTED_AT_TAG)),
+        decided_at=parse_moment(tags.get(DECIDED_AT_TAG)),
         slack_channel=tags.get(SLACK_CHANNEL_TAG, ""),
         slack_ts=tags.get(SLACK_TS_TAG, ""),
         slack_permalink=tags.get(SLACK_PERMALINK_TAG, ""),
     )
 
 
-def _iso(moment: datetime | None) -> str:
+def iso_utc(moment: datetime | None) -> str:
     """ISO 8601 in UTC with a Z; a naive moment is taken to be UTC already."""
     if moment is None:
         return ""
@@ -214,7 +214,7 @@ def _iso(moment: datetime | None) -> str:
     return utc.isoformat().replace("+00:00", "Z")
 
 
-def _moment(text: str | None) -> datetime | None:
+def parse_moment(text: str | None) -> datetime | None:
     """A timestamp tag, or None when it is missing or was edited into something unreadable."""
     if not text:
         return None
@@ -222,4 +222,4 @@ def _moment(text: str | None) -> datetime | None:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)

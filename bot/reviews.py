@@ -191,7 +191,7 @@ class ReviewPublisher:
             return None
         summary = prepared.summary
         self.cards.remember(channel, ts, CardRef(summary.run_id, summary.experiment_id))
-        permalink = self._permalink(channel, ts)
+        permalink = self.permalink(channel, ts)
         self._record_request(summary, requested_by, channel, ts, permalink, notify)
         notify(POSTED.format(where=channel_mention(channel), permalink=permalink))
         self._post_thread(prepared, channel, ts, notify)
@@ -226,7 +226,7 @@ class ReviewPublisher:
             raise SlackRefused(code, channel, build_slack_advice(code, channel)) from exc
         return response["ts"]
 
-    def _permalink(self, channel: str, ts: str) -> str:
+    def permalink(self, channel: str, ts: str) -> str:
         try:
             return self.client.chat_getPermalink(channel=channel, message_ts=ts)["permalink"]
         except SlackApiError as exc:

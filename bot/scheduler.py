@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import redis
 from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
@@ -24,6 +25,7 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.jobstores.redis import RedisJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
 from redis.connection import parse_url
 
 log = logging.getLogger(__name__)
@@ -34,15 +36,15 @@ JobHandler = Callable[[str, str], None]  # (kind, subject) -> None
 MissedHandler = Callable[[str, str, datetime], None]  # (kind, subject, when it was due)
 
 # APScheduler stores a job as a textual reference to a module-level function plus its arguments, so
-# the job can run in whichever replica leads. That function finds this process's handler here.
-_handlers: dict[str, JobHandler] = {}
+# the job can run in whichever replica leads. That function finds this process's scheduler here.
+_schedulers: dict[str, LeaderScheduler] = {}
 
 
 def run_job(scheduler_name: str, kind: str, subject: str) -> None:
-    handler = _handlers.get(scheduler_name)
-    if handler is None:
-        raise RuntimeError(f"no job handler registered for {scheduler_name!r} in this process")
-    handler(kind, subject)
+    scheduler = _schedulers.get(scheduler_name)
+    if scheduler is None:
+        raise RuntimeError(f"no scheduler named {scheduler_name!r} in this process")
+    scheduler.dispatch(kind, subject)
 
 
 def job_id(kind: str, subject: str) -> str:
@@ -50,24 +52,24 @@ def job_id(kind: str, subject: str) -> str:
 
 
 class LeaderScheduler:
+    """One scheduler per process, shared by the services that own jobs: each registers the kinds of
+    job it runs (`register`) and what to do on becoming leader (`on_leader`)."""
+
     def __init__(
         self,
         name: str,
-        handler: JobHandler,
-        on_missed: MissedHandler,
         *,
         redis_url: str | None,
         misfire_grace_seconds: int,
         lock_ttl_seconds: int = 30,
-        on_leader: Callable[[], None] | None = None,
         namespace: str = DEFAULT_NAMESPACE,
     ) -> None:
         self.name = name
         self.identity = uuid.uuid4().hex
         self.lock_ttl = lock_ttl_seconds
-        self.on_leader = on_leader
-        self._on_missed = on_missed
-        _handlers[name] = handler
+        self._kinds: dict[str, tuple[JobHandler, MissedHandler]] = {}
+        self._leader_hooks: list[Callable[[], None]] = []
+        _schedulers[name] = self
         if redis_url:
             params = parse_url(redis_url)
             jobstore: Any = RedisJobStore(
@@ -90,6 +92,20 @@ class LeaderScheduler:
         self._leading = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._campaign, name=f"{name}-leader", daemon=True)
+
+    def register(self, kinds: tuple[str, ...], run: JobHandler, missed: MissedHandler) -> None:
+        """`run` runs the jobs of these kinds; `missed` hears of those that fell due past the grace."""
+        for kind in kinds:
+            self._kinds[kind] = (run, missed)
+
+    def on_leader(self, hook: Callable[[], None]) -> None:
+        """Run `hook` each time this replica becomes leader, before it runs any job (rebuild jobs)."""
+        self._leader_hooks.append(hook)
+
+    def dispatch(self, kind: str, subject: str) -> None:
+        if kind not in self._kinds:
+            raise RuntimeError(f"no handler for {kind!r} jobs in scheduler {self.name!r}")
+        self._kinds[kind][0](kind, subject)
 
     @property
     def is_leader(self) -> bool:
@@ -124,6 +140,17 @@ class LeaderScheduler:
         )
         self.scheduler.wakeup()
 
+    def schedule_cron(self, kind: str, subject: str, crontab: str, timezone: str) -> None:
+        """Run `kind` for `subject` on a crontab schedule in `timezone` (replacing an earlier one)."""
+        self.scheduler.add_job(
+            run_job,
+            CronTrigger.from_crontab(crontab, timezone=ZoneInfo(timezone)),
+            args=[self.name, kind, subject],
+            id=job_id(kind, subject),
+            replace_existing=True,
+        )
+        self.scheduler.wakeup()
+
     def cancel(self, kind: str, subject: str) -> bool:
         try:
             self.scheduler.remove_job(job_id(kind, subject))
@@ -138,7 +165,9 @@ class LeaderScheduler:
     def _missed(self, event: JobExecutionEvent) -> None:
         job_kind, _, subject = event.job_id.partition(":")
         try:
-            self._on_missed(job_kind, subject, event.scheduled_run_time)
+            if job_kind not in self._kinds:
+                raise RuntimeError(f"no handler for {job_kind!r} jobs")
+            self._kinds[job_kind][1](job_kind, subject, event.scheduled_run_time)
         except Exception:  # a listener must not kill the scheduler thread
             log.exception("reporting the missed job %s failed", event.job_id)
 
@@ -167,11 +196,11 @@ class LeaderScheduler:
 
     def _become_leader(self) -> None:
         log.info("this replica now runs the scheduler")
-        if self.on_leader is not None:
+        for hook in self._leader_hooks:
             try:
-                self.on_leader()
-            except Exception:
-                log.exception("rebuilding jobs on becoming leader failed")
+                hook()
+            except Exception:  # one service's rebuild failing must not keep the others' jobs from running
+                log.exception("a job rebuild on becoming leader failed")
         self.scheduler.resume()
         self._leading.set()  # only now: whoever waits for a leader finds its jobs rebuilt
 

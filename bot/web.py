@@ -1,4 +1,4 @@
-"""The HTTP surface: POST /slack/events (bolt) and GET /healthz, as one WSGI app."""
+"""The HTTP surface: POST /slack/events (bolt), POST /mlflow/webhook and GET /healthz, as one WSGI app."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
+WEBHOOK_PATH = "/mlflow/webhook"
+
+Wsgi = Callable[..., Iterable[bytes]]
 
 
 def health_body(states: dict[str, str]) -> dict[str, Any]:
@@ -18,8 +21,12 @@ def health_body(states: dict[str, str]) -> dict[str, Any]:
     return {"status": "ok" if ok else "degraded", **states}
 
 
-def create_health_app(health: Callable[[], dict[str, str]]) -> Callable[..., Iterable[bytes]]:
+def create_health_app(health: Callable[[], dict[str, str]], webhook: Wsgi | None = None) -> Wsgi:
+    """GET /healthz, and POST /mlflow/webhook when given (what Socket Mode serves on $PORT too)."""
+
     def health_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if webhook is not None and environ.get("PATH_INFO") == WEBHOOK_PATH:
+            return webhook(environ, start_response)
         if environ.get("PATH_INFO") != HEALTH_PATH or environ.get("REQUEST_METHOD") not in {"GET", "HEAD"}:
             start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
             return [b"Not Found"]
@@ -31,12 +38,12 @@ def create_health_app(health: Callable[[], dict[str, str]]) -> Callable[..., Ite
     return health_app
 
 
-def create_wsgi_app(app: App, health: Callable[[], dict[str, str]]) -> Callable[..., Iterable[bytes]]:
+def create_wsgi_app(app: App, health: Callable[[], dict[str, str]], webhook: Wsgi | None = None) -> Wsgi:
     slack = SlackRequestHandler(app, path=EVENTS_PATH)
-    health_app = create_health_app(health)
+    health_app = create_health_app(health, webhook)
 
     def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") == HEALTH_PATH:
+        if environ.get("PATH_INFO") in (HEALTH_PATH, WEBHOOK_PATH):
             return health_app(environ, start_response)
         return slack(environ, start_response)
 

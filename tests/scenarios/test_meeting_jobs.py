@@ -19,6 +19,7 @@ from slack_sdk import WebClient
 from bot.meeting_service import MeetingService
 from bot.mlflow_gateway import MlflowGateway
 from bot.people import People
+from bot.scheduler import LeaderScheduler
 from bot.store import RedisStore
 from tests import support
 from tests.scenarios.helpers import post_card
@@ -30,30 +31,32 @@ T0 = datetime(2027, 3, 2, 9, 0, tzinfo=UTC)
 @pytest.fixture
 def replicas(mlflow_server: str, redis_url: str, slack) -> Iterator[callable]:
     namespace = f"jobs-{uuid.uuid4().hex[:8]}"
-    made: list[MeetingService] = []
+    made: list[LeaderScheduler] = []
 
     def replica() -> MeetingService:
         store, client = RedisStore(redis_url), WebClient(token=support.BOT_TOKEN, base_url=slack.api_url)
+        scheduler = LeaderScheduler(
+            "meetings", redis_url=redis_url, misfire_grace_seconds=GRACE * 60, lock_ttl_seconds=3,
+            namespace=namespace,
+        )  # fmt: skip
         service = MeetingService(
             MlflowGateway(mlflow_server, mlflow_server),
             store,
             client,
             People(store, client),
-            redis_url=redis_url,
+            scheduler,
             reminder_lead_minutes=LEAD,
             missed_grace_minutes=GRACE,
-            lock_ttl_seconds=3,
             required_approvals=1,
             reviewers=lambda: None,
-            namespace=namespace,
         )
-        service.start()
-        made.append(service)
+        scheduler.start()
+        made.append(scheduler)
         return service
 
     yield replica
-    for service in made:
-        service.stop()
+    for scheduler in made:
+        scheduler.stop()
 
 
 # Cards are posted before time moves: the served bot checks request timestamps against its real clock.
@@ -109,7 +112,7 @@ def test_a_reminder_due_while_no_bot_ran_is_sent_late_within_the_grace(
         first = replicas()
         eventually(lambda: first.scheduler.is_leader)
         schedule(first, run_id, T0 + timedelta(hours=1))
-        first.stop()  # no bot running when the reminder falls due
+        first.scheduler.stop()  # no bot running when the reminder falls due
         clock.shift(timedelta(minutes=45 + 10))  # 10 minutes late, within the 30-minute grace
         later = replicas()
         eventually(lambda: later.scheduler.is_leader)
@@ -126,7 +129,7 @@ def test_jobs_missed_beyond_the_grace_are_reported_not_dropped(
         first = replicas()
         eventually(lambda: first.scheduler.is_leader)
         schedule(first, run_id, T0 + timedelta(hours=1))
-        first.stop()
+        first.scheduler.stop()
         clock.shift(timedelta(hours=3))
         later = replicas()
         eventually(lambda: later.scheduler.is_leader)
@@ -143,7 +146,7 @@ def test_after_redis_is_flushed_the_jobs_are_rebuilt_from_mlflow(
         first = replicas()
         eventually(lambda: first.scheduler.is_leader)
         schedule(first, run_id, T0 + timedelta(hours=2))
-        first.stop()
+        first.scheduler.stop()
         redis.Redis.from_url(redis_url).flushall()
         later = replicas()
         eventually(lambda: later.scheduler.is_leader)

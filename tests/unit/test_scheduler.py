@@ -16,8 +16,9 @@ import time_machine
 
 from bot.scheduler import LeaderScheduler
 
-T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)  # a Tuesday
 GRACE = 600
+KINDS = ("reminder", "start", "digest")
 
 
 class Recorder:
@@ -58,8 +59,6 @@ def replicas(redis_url: str, namespace: str) -> Iterator[tuple[Recorder, list[Le
     made = [
         LeaderScheduler(
             f"{namespace}-{name}",
-            recorder.handler(name),
-            recorder.on_missed,
             redis_url=redis_url,
             misfire_grace_seconds=GRACE,
             lock_ttl_seconds=2,
@@ -67,7 +66,8 @@ def replicas(redis_url: str, namespace: str) -> Iterator[tuple[Recorder, list[Le
         )
         for name in ("a", "b")
     ]
-    for replica in made:
+    for name, replica in zip(("a", "b"), made, strict=True):
+        replica.register(KINDS, recorder.handler(name), recorder.on_missed)
         replica.start()
     yield recorder, made
     for replica in made:
@@ -139,11 +139,32 @@ def test_a_job_due_longer_ago_than_the_grace_is_reported_missed_not_run(replicas
 
 def test_without_redis_the_only_process_leads() -> None:
     recorder = Recorder()
-    solo = LeaderScheduler(
-        "solo", recorder.handler("solo"), recorder.on_missed, redis_url=None, misfire_grace_seconds=60
-    )
+    solo = LeaderScheduler("solo", redis_url=None, misfire_grace_seconds=60)
+    solo.register(KINDS, recorder.handler("solo"), recorder.on_missed)
     solo.start()
     try:
         wait_for(lambda: solo.is_leader)
     finally:
         solo.stop()
+
+
+def test_a_cron_job_runs_once_per_occurrence_in_its_timezone(replicas) -> None:
+    recorder, (a, b) = replicas
+    wait_for(lambda: a.is_leader or b.is_leader)
+    with time_machine.travel(T0, tick=True) as traveller:  # 09:00 UTC is 10:00 in Berlin
+        a.schedule_cron("digest", "registry", "30 10 * * MON-FRI", "Europe/Berlin")
+        b.schedule_cron("digest", "registry", "30 10 * * MON-FRI", "Europe/Berlin")  # replaces, not adds
+        assert a.scheduled("digest", "registry") == T0 + timedelta(minutes=30)
+        traveller.shift(timedelta(minutes=30, seconds=1))
+        for replica in (a, b):
+            replica.campaign_once()
+        wait_for(lambda: recorder.ran)
+        threading.Event().wait(0.5)
+        assert a.scheduled("digest", "registry") == T0 + timedelta(days=1, minutes=30)  # Wednesday
+    assert [r[1:] for r in recorder.ran] == [("digest", "registry")]
+
+
+def test_a_job_of_a_kind_nobody_registered_is_an_error() -> None:
+    solo = LeaderScheduler("unregistered", redis_url=None, misfire_grace_seconds=60)
+    with pytest.raises(RuntimeError, match="no handler for 'mystery' jobs"):
+        solo.dispatch("mystery", "x")
