@@ -5,6 +5,7 @@ Each is a context manager that stops what it started, its whole process group in
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import shutil
@@ -92,6 +93,15 @@ def mlflow_server(workdir: Path) -> Iterator[str]:
     root.mkdir()
     mlflow_bin = VENV_BIN / "mlflow"
     log_path = workdir / "mlflow-server.log"
+    env = {
+        **os.environ,
+        # Registry webhooks to the bot on loopback (MLflow refuses private addresses and http otherwise).
+        "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
+        "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
+        "MLFLOW_WEBHOOK_CACHE_TTL": "1",  # a webhook registered by a test is used at once
+        # Each worker encrypts webhook secrets with this key; without one they would each make their own.
+        "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+    }
     with log_path.open("w") as log:
         proc = subprocess.Popen(
             [
@@ -106,6 +116,7 @@ def mlflow_server(workdir: Path) -> Iterator[str]:
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=root,
+            env=env,
             start_new_session=True,  # its workers are children: stopping the group stops them too
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"

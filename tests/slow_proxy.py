@@ -1,18 +1,23 @@
-"""An HTTP proxy that answers late: an MLflow server that is up but slower than the bot's timeout."""
+"""An HTTP proxy in front of MLflow that answers late (up, but slower than the bot's timeout), or fails
+the requests a test picks with 503 (MLflow down for some calls)."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
 
 
 class SlowProxy:
-    def __init__(self, upstream: str, delay_seconds: float) -> None:
+    def __init__(
+        self, upstream: str, delay_seconds: float = 0.0, fail: Callable[[str], bool] | None = None
+    ) -> None:
         self.upstream = upstream.rstrip("/")
         self.delay_seconds = delay_seconds
+        self.fail = fail  # given the request's path and query: answer 503 instead of forwarding
         self.requests_seen = 0
         proxy = self
 
@@ -21,6 +26,11 @@ class SlowProxy:
                 proxy.requests_seen += 1
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
+                if proxy.fail is not None and proxy.fail(self.path):
+                    self.send_response(503)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 time.sleep(proxy.delay_seconds)
                 try:
                     upstream = requests.request(
