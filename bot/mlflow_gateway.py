@@ -52,6 +52,7 @@ SKIP_ARTIFACT_DIRS = frozenset({"model", "models", "checkpoints"})
 HISTORY_FETCH_THREADS = 8
 HEALTH_TIMEOUT_SECONDS = 2
 SEARCH_PAGE = 500
+RUN_BATCH = 100  # run ids in one `attributes.run_id IN (...)` search
 DISCUSSION_ARTIFACT = "review/discussion.md"
 WEBHOOK_DESCRIPTION = "review-bot: nudges about models deployed without an approved review"
 BULK_INTERVAL_ENDPOINT = "/api/2.0/mlflow/metrics/get-history-bulk-interval"
@@ -322,29 +323,57 @@ class MlflowGateway:
 
     def deployed_version(self, name: str, version: str, deployment_aliases: list[str]) -> DeployedVersion:
         """One model version as it is now, and the review of the run it came from (two calls)."""
+        found = self.model_version_state(name, version, deployment_aliases)
+        if not found.run_id:
+            return found
+        try:
+            run = self._call(f"run `{found.run_id}`", lambda: self._client.get_run(found.run_id))
+        except NotFound:  # the run is gone: the version stays unreviewable, and says so
+            return found
+        return self._with_run(found, run)
+
+    def model_version_state(self, name: str, version: str, deployment_aliases: list[str]) -> DeployedVersion:
+        """A model version's aliases, stage, source run and snooze (one call), without its run's review."""
         mv = self._call(
             f"model `{name}` version {version}", lambda: self._client.get_model_version(name, version)
         )
-        review, run_name, url = None, "", ""
-        if mv.run_id:
-            try:
-                run = self._call(f"run `{mv.run_id}`", lambda: self._client.get_run(mv.run_id))
-            except NotFound:  # the run is gone: the version stays unreviewable, and says so
-                run = None
-            if run is not None:
-                review = state_from_tags(mv.run_id, run.data.tags)
-                run_name = run.info.run_name or mv.run_id
-                url = run_url(self.ui_url, run.info.experiment_id, mv.run_id)
         return DeployedVersion(
             name=name,
             version=str(mv.version),
             markers=deployment_markers(list(mv.aliases or []), mv.current_stage, deployment_aliases),
             run_id=mv.run_id or "",
-            run_name=run_name,
-            run_url=url,
             version_url=model_version_url(self.ui_url, name, str(mv.version)),
-            review=review,
             snoozed_until=parse_moment((mv.tags or {}).get(SNOOZED_UNTIL_TAG)),
+        )
+
+    def with_reviews(self, versions: list[DeployedVersion]) -> list[DeployedVersion]:
+        """The versions with their runs' reviews, read in batches of runs (one search per
+        RUN_BATCH runs) rather than a call per run. A run that no longer exists leaves no review."""
+        run_ids = sorted({v.run_id for v in versions if v.run_id})
+        if not run_ids:
+            return versions
+        experiments = self._call("experiments", lambda: self._client.search_experiments(max_results=1000))
+        runs = {}
+        for i in range(0, len(run_ids), RUN_BATCH):
+            batch = ", ".join(f"'{run_id}'" for run_id in run_ids[i : i + RUN_BATCH])
+            page = self._call(
+                "runs",
+                lambda batch=batch: self._client.search_runs(
+                    [e.experiment_id for e in experiments],
+                    filter_string=f"attributes.run_id IN ({batch})",
+                    max_results=RUN_BATCH,
+                ),
+            )
+            runs.update({run.info.run_id: run for run in page})
+        return [self._with_run(v, runs[v.run_id]) if v.run_id in runs else v for v in versions]
+
+    def _with_run(self, version: DeployedVersion, run) -> DeployedVersion:  # noqa: ANN001 - an mlflow Run
+        return version.model_copy(
+            update={
+                "review": state_from_tags(version.run_id, run.data.tags),
+                "run_name": run.info.run_name or version.run_id,
+                "run_url": run_url(self.ui_url, run.info.experiment_id, version.run_id),
+            }
         )
 
     def set_model_version_tag(self, name: str, version: str, key: str, value: str) -> None:

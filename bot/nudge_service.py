@@ -212,7 +212,7 @@ class NudgeService:
         except ReviewBotError as exc:
             registry_error, candidates = _reason(exc), []
         found, unchecked = self._check_all(candidates)
-        unreviewed = [v for v in found if v.markers and not v.approved]
+        unreviewed = [v for v in found if not v.approved]
         live = [v for v in unreviewed if not self._snoozed(v, now)]
         try:
             pending = [s for s, _ in self.gateway.search_reviews(f"tags.`{STATUS_TAG}` = 'pending'")]
@@ -242,9 +242,11 @@ class NudgeService:
         )
 
     def _check_all(self, candidates: list[ModelVersionRef]) -> tuple[list[DeployedVersion], set[str]]:
+        """Each deployed version (in parallel, one call each), then their runs' reviews in batches."""
+
         def check(candidate: ModelVersionRef) -> DeployedVersion | str | None:
             try:
-                return self.gateway.deployed_version(
+                return self.gateway.model_version_state(
                     candidate.name, candidate.version, self.deployment_aliases
                 )
             except NotFound:
@@ -255,7 +257,11 @@ class NudgeService:
         with ThreadPoolExecutor(max_workers=CHECK_THREADS, thread_name_prefix="nudge-scan") as pool:
             results = list(pool.map(check, candidates))
         unchecked = {r for r in results if isinstance(r, str)}
-        return [r for r in results if isinstance(r, DeployedVersion)], unchecked
+        versions = [r for r in results if isinstance(r, DeployedVersion) and r.markers]
+        try:
+            return self.gateway.with_reviews(versions), unchecked
+        except MlflowUnavailable:  # no run could be read: none of these models was really checked
+            return [], unchecked | {v.name for v in versions}
 
     def _snoozed(self, version: DeployedVersion, now: datetime) -> bool:
         return is_snoozed(version.snoozed_until, now) or self._snoozed_in_store(

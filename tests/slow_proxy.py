@@ -19,11 +19,13 @@ class SlowProxy:
         self.delay_seconds = delay_seconds
         self.fail = fail  # given the request's path and query: answer 503 instead of forwarding
         self.requests_seen = 0
+        self.paths: list[str] = []  # every request's path and query, in order
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
             def _forward(self) -> None:
                 proxy.requests_seen += 1
+                proxy.paths.append(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 if proxy.fail is not None and proxy.fail(self.path):

@@ -11,7 +11,7 @@ import sys
 import time
 from types import FrameType
 
-from tests.benchmarks import measure, report
+from tests.benchmarks import measure, nudge_scan, report
 from tests.benchmarks.stack import running_stack
 
 SMALL_RUNS = 10
@@ -23,6 +23,9 @@ BIG_METRICS = 30
 BIG_STEPS = 5_000
 BIG_REPEATS = 3
 BIG_TIMEOUT = 60  # s per repeat, command to chart
+NUDGE_MODELS = 200
+NUDGE_VERSIONS = 20
+NUDGE_REPEATS = 3
 
 
 def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -61,7 +64,10 @@ def main() -> int:
         memory = measure.serving_memory(stack.bot.proc.pid)
         problems = dict(measure.bot_log_problems(stack.bot))
 
-    results = report.Results(info, setup, burst, shape, big_log_s, big, memory, problems)
+        progress(f"4. a registry of {NUDGE_MODELS} models x {NUDGE_VERSIONS} versions, one deployed each…")
+        nudges = nudge_scan.measure_scan(stack, NUDGE_MODELS, NUDGE_VERSIONS, NUDGE_REPEATS)
+
+    results = report.Results(info, setup, burst, shape, big_log_s, big, memory, problems, nudges)
     print()
     print(report.render(results))
     path = report.write_json(results)

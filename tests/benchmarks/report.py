@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.benchmarks.measure import AckBurst, BigRunTiming, ProcessMemory, median, percentile
+from tests.benchmarks.nudge_scan import NudgeScanResult
 
 RESULTS_DIR = Path(__file__).parents[2] / "bench-results"
 ACK_LIMIT_S = 3.0  # Slack shows the user an error when the ack takes longer
@@ -26,6 +27,7 @@ class Results:
     big: list[BigRunTiming]
     memory: list[ProcessMemory]
     log_problems: dict[str, int]
+    nudge_scan: NudgeScanResult | None = None
 
 
 def machine() -> dict[str, Any]:
@@ -146,6 +148,8 @@ def render(results: Results) -> str:
     )
     sections.append(_table("3. Memory of `review-bot serve` (gunicorn master and workers)", mem_rows))
 
+    if results.nudge_scan is not None:
+        sections.append(_nudge_table(results.nudge_scan))
     sections.append(
         _table(
             "Bot log",
@@ -153,6 +157,22 @@ def render(results: Results) -> str:
         )
     )
     return "\n\n".join(sections)
+
+
+def _nudge_table(scan: NudgeScanResult) -> str:
+    rows = [
+        ("registry", f"{scan.models} models x {scan.versions_per_model} versions"),
+        ("deployed (@champion)", f"{scan.deployed} ({scan.approved} approved)"),
+        ("building the registry took", _s(scan.build_s)),
+        ("unreviewed deployments found", str(scan.unreviewed_found)),
+        ("MLflow requests per scan", str(scan.calls)),
+    ]
+    rows += [(f"  {endpoint}", str(count)) for endpoint, count in scan.calls_by_endpoint.items()]
+    rows += [
+        ("scan time (median)", _s(median(list(scan.scan_s)))),
+        ("scan times", "  ".join(_s(t) for t in scan.scan_s)),
+    ]
+    return _table("4. Nudge digest: one registry scan (requests counted by a proxy in front of MLflow)", rows)
 
 
 def write_json(results: Results) -> Path:
@@ -198,6 +218,7 @@ def write_json(results: Results) -> Path:
             "serving_process_peak_rss_kib": max(workers) if workers else None,
         },
         "bot_log": results.log_problems,
+        "nudge_scan": asdict(results.nudge_scan) if results.nudge_scan else None,
     }
     RESULTS_DIR.mkdir(exist_ok=True)
     path = RESULTS_DIR / "latest.json"
