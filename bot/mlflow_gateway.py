@@ -373,6 +373,7 @@ class MlflowGateway:
                 "review": state_from_tags(version.run_id, run.data.tags),
                 "run_name": run.info.run_name or version.run_id,
                 "run_url": run_url(self.ui_url, run.info.experiment_id, version.run_id),
+                "run_started": _ms_to_datetime(run.info.start_time),
             }
         )
 

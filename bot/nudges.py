@@ -41,6 +41,7 @@ class DeployedVersion(_Frozen):
     run_id: str = ""  # "" when the version was not logged from a run
     run_name: str = ""
     run_url: str = ""
+    run_started: datetime | None = None
     version_url: str = ""
     review: ReviewState | None = None
     snoozed_until: datetime | None = None

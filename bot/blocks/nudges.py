@@ -49,6 +49,7 @@ STARTED_CARD = "the card"
 SNOOZED_LINE = ":zzz: Snoozed by {user} until {until}."
 
 STATUS_NEVER = "never reviewed"
+STATUS_NEVER_AGED = "never reviewed, the run is {age} old"
 STATUS_TEXT = {
     ReviewStatus.PENDING: "pending for {age}",
     ReviewStatus.CHANGES_REQUESTED: "changes requested {age} ago",
@@ -83,7 +84,11 @@ def version_value(name: str, version: str) -> str:
 def review_status_text(version: DeployedVersion, now: datetime) -> str:
     review = version.review
     if review is None:
-        return STATUS_NEVER
+        return (
+            STATUS_NEVER_AGED.format(age=format_age(version.run_started, now))
+            if version.run_started
+            else STATUS_NEVER
+        )
     since = review.decided_at if review.status is ReviewStatus.CHANGES_REQUESTED else review.requested_at
     return STATUS_TEXT[review.status].format(age=format_age(since, now) if since else "an unknown time")
 

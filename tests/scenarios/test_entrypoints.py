@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests import support
 from tests.scenarios.helpers import cards_for, response_texts
@@ -93,6 +94,10 @@ def test_socket_mode_acks_envelopes_and_posts_the_card(
         assert eventually(
             lambda: [t for t in response_texts(slack, response_url) if "Review card posted" in t]
         )
+        # MLflow's webhooks reach a Socket Mode bot on $PORT, beside /healthz (refused here: no secret).
+        webhook = requests.post(f"http://127.0.0.1:{env['PORT']}/mlflow/webhook", json={}, timeout=10)
+        assert webhook.status_code == 401
+        assert webhook.json()["reason"] == "MLFLOW_WEBHOOK_SECRET is not set: webhooks are refused"
     finally:
         support.stop_process(proc)
         log.close()

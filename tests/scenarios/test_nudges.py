@@ -271,6 +271,10 @@ def test_nudge_once_dry_run_prints_the_digest_and_says_what_could_not_be_checked
     healthy, broken, alias = model_name("healthy"), model_name("broken"), model_name("live")
     runs.register(healthy, runs.make_run("h"), alias=alias)  # an alias only this test deploys with
     runs.register(broken, runs.make_run("b"), alias=alias)
+    legacy = model_name("legacy")  # deployed the old way: the Production stage, no alias
+    runs.client.transition_model_version_stage(
+        legacy, runs.register(legacy, runs.make_run("l")), "Production"
+    )
     failing = True
     proxy = SlowProxy(
         mlflow_server, fail=lambda path: failing and "model-versions/get" in path and broken in path
@@ -294,6 +298,7 @@ def test_nudge_once_dry_run_prints_the_digest_and_says_what_could_not_be_checked
     assert "Could not be checked" in first.stdout and f"*{broken}*" in first.stdout
     assert second.returncode == 0, second.stderr
     assert f"/#/models/{broken}/versions/1)\n• v1 @{alias}: never reviewed" in second.stdout
+    assert f"/#/models/{legacy}/versions/1)\n• v1 Production: never reviewed, the run is" in second.stdout
     assert "Could not be checked" not in second.stdout
 
 

@@ -234,6 +234,11 @@ def test_review_status_text(review, expected) -> None:
     assert review_status_text(_version(review=review), NOW) == expected
 
 
+def test_a_never_reviewed_version_says_how_old_its_run_is() -> None:
+    version = _version(review=None, run_started=NOW - timedelta(days=9, hours=2))
+    assert review_status_text(version, NOW) == "never reviewed, the run is 9 days old"
+
+
 def test_outcome_replaces_the_buttons_with_who_did_what() -> None:
     nudge = build_nudge(_version(), ["champion"], NOW)
     line = started_line("U0ANA", "https://slack/archives/C1/p1")
