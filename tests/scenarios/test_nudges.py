@@ -66,6 +66,7 @@ def nudge_bot(bots, mlflow_server: str, runs) -> Iterator[support.BotProcess]:
     created = cli("webhook", "register", "--url", f"{bot.url}/mlflow/webhook", env=env)
     assert created.returncode == 0, created.stderr
     assert created.stdout.startswith("Created MLflow webhook 'review-bot'")
+    assert SECRET not in created.stdout + created.stderr
     again = cli("webhook", "register", "--url", f"{bot.url}/mlflow/webhook", env=env)
     assert again.returncode == 0 and again.stdout.startswith("Updated MLflow webhook 'review-bot'")
     hooks = [w for w in runs.client.list_webhooks() if w.name == "review-bot"]
@@ -130,6 +131,7 @@ def test_a_deployment_alias_on_an_unreviewed_version_nudges_exactly_once(
     time.sleep(QUIET)
     assert len(nudges_about(slack, model)) == 2
     assert "deployed as @prod" in nudges_about(slack, model)[-1]["text"]
+    assert SECRET not in nudge_bot.log()
 
 
 def test_approved_runs_and_other_aliases_are_not_nudged(nudge_bot, slack, runs, eventually) -> None:
