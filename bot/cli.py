@@ -151,9 +151,9 @@ def cmd_preview(args: argparse.Namespace) -> None:
 def cmd_demo(args: argparse.Namespace) -> None:
     from bot.app import create_gateway, create_preparer
     from bot.commands import parse_ref
-    from bot.demo import build_demo_store
+    from bot.demo import CHAMPION_ALIAS, build_demo_store
     from bot.logs import configure_logging
-    from bot.preview import write_preview
+    from bot.preview import write_nudge_preview, write_preview
 
     configure_logging("WARNING", [])
     out_dir = Path(args.dir).resolve()
@@ -171,6 +171,15 @@ def cmd_demo(args: argparse.Namespace) -> None:
     print(f"  {result.thread}   the thread under it")
     for image in result.images:
         print(f"  {image}")
+    nudge = write_nudge_preview(
+        preparer.gateway,
+        store.model_name,
+        store.champion_version,
+        settings.deployment_aliases,
+        Path(args.out),
+    )
+    if nudge is not None:
+        print(f"  {nudge}     the nudge: @{CHAMPION_ALIAS} is deployed without an approved review")
     print(f"Browse the store: mlflow ui --backend-store-uri {tracking_uri}")
     print(
         f"Preview another: review-bot preview models:/{store.model_name}@champion --out preview-champion "

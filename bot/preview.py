@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bot.blocks.message import SlackMessage
+from bot.blocks.nudges import build_nudge
+from bot.mlflow_gateway import MlflowGateway
 from bot.models import RunRef
 from bot.reviews import FileUpload, ReviewPreparer
 
@@ -45,3 +48,18 @@ def write_preview(
     thread_path = out / "thread.json"
     thread_path.write_text(json.dumps(thread, indent=2, ensure_ascii=False))
     return PreviewResult(out=out, card=card_path, thread=thread_path, images=images)
+
+
+def write_nudge_preview(
+    gateway: MlflowGateway, name: str, version: str, deployment_aliases: list[str], out: Path
+) -> Path | None:
+    """The nudge the bot would post about this version, or None when it needs none (approved, or not
+    deployed)."""
+    deployed = gateway.deployed_version(name, version, deployment_aliases)
+    if not deployed.markers or deployed.approved:
+        return None
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "nudge.json"
+    message = build_nudge(deployed, deployed.markers, datetime.now(tz=UTC))
+    path.write_text(json.dumps(message.as_kwargs(), indent=2, ensure_ascii=False))
+    return path

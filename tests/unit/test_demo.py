@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from bot.demo import (
     DemoStore,
     build_demo_store,
 )
+from bot.mlflow_gateway import MlflowGateway
+from bot.preview import write_nudge_preview
 
 VALIDATION_METRICS = ("val_auc", "val_accuracy", "val_f1", "val_precision", "val_recall")
 
@@ -145,3 +148,16 @@ def test_build_restores_the_callers_tracking_uri(demo: DemoStore, store_paths, t
         assert mlflow.get_registry_uri() == elsewhere
     finally:
         mlflow.set_tracking_uri(previous)
+
+
+def test_the_unreviewed_champion_gets_a_nudge_preview(demo: DemoStore, tmp_path: Path) -> None:
+    gateway = MlflowGateway(demo.tracking_uri, "http://localhost:5000")
+    path = write_nudge_preview(gateway, MODEL_NAME, demo.champion_version, ["champion"], tmp_path)
+    assert path == tmp_path / "nudge.json"
+    nudge = json.loads(path.read_text())
+    assert nudge["text"] == (
+        f"{MODEL_NAME} v{demo.champion_version} is deployed as @champion without an approved review"
+    )
+    assert "never reviewed, the run is" in json.dumps(nudge["blocks"])
+    # Only deployment aliases count: under another name the same version needs no nudge.
+    assert write_nudge_preview(gateway, MODEL_NAME, demo.champion_version, ["prod"], tmp_path / "x") is None
