@@ -11,6 +11,7 @@ from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
 from bot.cards import CardIndex
+from bot.comparisons import ComparisonPublisher, ComparisonService
 from bot.config import Settings
 from bot.errors import log_unexpected
 from bot.meeting_service import MeetingService
@@ -35,6 +36,7 @@ class Services:
     publisher: ReviewPublisher
     votes: VoteService
     meetings: MeetingService
+    comparisons: ComparisonPublisher
 
     def health(self) -> dict[str, str]:
         return {"mlflow": self.gateway.health(), "redis": self.store.health()}
@@ -51,6 +53,9 @@ def create_preparer(settings: Settings, gateway: MlflowGateway) -> ReviewPrepare
         settings.max_thread_images,
         settings.max_image_bytes,
         settings.required_approvals,
+        primary_metric=settings.primary_metric,
+        metric_directions=settings.metric_directions,
+        deployment_aliases=settings.deployment_aliases,
     )
 
 
@@ -98,7 +103,16 @@ def build_services(settings: Settings) -> Services:
         reviewers=lambda: votes.policy().reviewers,
         key_metrics=settings.review_key_metrics,
     )
-    return Services(settings, gateway, store, client, preparer, publisher, votes, meetings)
+    comparisons = ComparisonPublisher(
+        ComparisonService(
+            gateway,
+            primary_metric=settings.primary_metric,
+            metric_directions=settings.metric_directions,
+            key_metrics=settings.review_key_metrics,
+        ),
+        client,
+    )
+    return Services(settings, gateway, store, client, preparer, publisher, votes, meetings, comparisons)
 
 
 def create_app(settings: Settings, services: Services | None = None, *, socket_mode: bool = False) -> App:

@@ -316,13 +316,14 @@ def _png(figure: Figure) -> bytes:
 
 
 def render_final_bars(
-    labels: Sequence[str], metrics: Sequence[tuple[str, Sequence[float | None]]], title: str = "", max_panels: int = 24
+    labels: Sequence[str],
+    metrics: Sequence[tuple[str, Sequence[float | None]]],
+    title: str = "",
+    max_panels: int = 24,
 ) -> MetricChart:
     """A panel per metric with one bar per run (its final value); a run without the metric has no bar."""
     usable = [
-        (key, values)
-        for key, values in metrics
-        if any(v is not None and math.isfinite(v) for v in values)
+        (key, values) for key, values in metrics if any(v is not None and math.isfinite(v) for v in values)
     ]
     if not usable:
         return MetricChart(png=None)

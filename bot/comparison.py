@@ -6,10 +6,9 @@ Pure: no Slack, no MLflow. The gateway fetches, `bot.comparisons` orchestrates, 
 
 from __future__ import annotations
 
-import json
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from fnmatch import fnmatchcase
@@ -276,11 +275,3 @@ def ordered(keys: Iterable[str], first: Sequence[str]) -> list[str]:
     keys = list(keys)
     head = [k for k in first if k in keys]
     return head + [k for k in keys if k not in set(head)]
-
-
-Lookup = Callable[[], Baseline | None]
-
-
-def json_value(run_id: str, experiment_id: str) -> str:
-    """What a leaderboard's Review button carries: the run to review."""
-    return json.dumps({"run_id": run_id, "experiment_id": experiment_id}, separators=(",", ":"))

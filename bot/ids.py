@@ -15,6 +15,7 @@ class ActionId(StrEnum):
     SCHEDULE = "review_schedule"
     OPEN_MLFLOW = "review_open_mlflow"  # a link button: Slack still sends block_actions for it
     CANCEL_MEETING = "review_cancel_meeting"  # on the meeting's announcement in the thread
+    LEADERBOARD_REVIEW = "review_from_leaderboard"  # a leaderboard row's Review button: posts its card
 
 
 CARD_ACTIONS = (ActionId.APPROVE, ActionId.REQUEST_CHANGES, ActionId.SCHEDULE, ActionId.OPEN_MLFLOW)

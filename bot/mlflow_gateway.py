@@ -324,9 +324,7 @@ class MlflowGateway:
                 run = self._active_run(mv.run_id)
             except NotFound:
                 continue
-            return self._baseline(
-                run, BaselineReason.DEPLOYED, model_name=name, version=version, alias=alias
-            )
+            return self._baseline(run, BaselineReason.DEPLOYED, model_name=name, version=version, alias=alias)
         return None
 
     def best_earlier_baseline(self, summary: RunSummary, key: str, direction: Direction) -> Baseline | None:
@@ -362,9 +360,7 @@ class MlflowGateway:
             except NotFound:
                 experiment = None
         if experiment is None:
-            experiment = self._call(
-                "experiment", lambda: self._client.get_experiment_by_name(name_or_id)
-            )
+            experiment = self._call("experiment", lambda: self._client.get_experiment_by_name(name_or_id))
         if experiment is None or experiment.lifecycle_stage == "deleted":
             return None
         return experiment.experiment_id, experiment.name
@@ -400,17 +396,23 @@ class MlflowGateway:
 
     # --- writes ----------------------------------------------------------------------------------
 
-    def record_review(self, state: ReviewState, model_versions: list[ModelVersionRef]) -> None:
-        """Write the review's tags on the run in one log_batch (all or nothing), then mirror the
-        registry-facing ones onto the run's model versions.
+    def record_review(
+        self,
+        state: ReviewState,
+        model_versions: list[ModelVersionRef],
+        extra_tags: dict[str, str] | None = None,
+    ) -> None:
+        """Write the review's tags (and `extra_tags`, e.g. the baseline) on the run in one log_batch
+        (all or nothing), then mirror the registry-facing ones onto the run's model versions.
 
         The run's tags are the source of truth; the mirror is rewritten whole on every change, so a
         mirror interrupted by an MLflow failure is corrected by the next write.
         """
         tags = tags_for(state)
+        written = {**(extra_tags or {}), **tags}
         self._call(
             f"run `{state.run_id}`",
-            lambda: self._client.log_batch(state.run_id, tags=[RunTag(k, v) for k, v in tags.items()]),
+            lambda: self._client.log_batch(state.run_id, tags=[RunTag(k, v) for k, v in written.items()]),
         )
         for mv in model_versions:
             for key in MODEL_VERSION_TAGS:

@@ -155,7 +155,7 @@ class Baseline(_Frozen):
     model_name: str = ""  # DEPLOYED
     version: str = ""
     alias: str = ""
-    metric: str = ""  # BEST_EARLIER: the metric it was best by
+    metric: str = ""  # BEST_EARLIER: the metric it was best by; NONE: PRIMARY_METRIC, "" when unset
 
 
 class RunSummary(_Frozen):
@@ -188,4 +188,3 @@ class RunSummary(_Frozen):
         if self.start_time and self.end_time:
             return (self.end_time - self.start_time).total_seconds()
         return None
-
