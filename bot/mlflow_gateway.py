@@ -284,12 +284,15 @@ class MlflowGateway:
 
     # --- baselines -------------------------------------------------------------------------------
 
-    def baseline_of(self, run_id: str, reason: BaselineReason) -> Baseline | None:
-        """A run as a baseline; None when it is gone (a deleted parent is no baseline)."""
+    def baseline_of(self, run_id: str, reason: BaselineReason, *, missing_ok: bool = True) -> Baseline | None:
+        """A run as a baseline; None when it is unknown or deleted (a deleted parent is no baseline),
+        or NotFound saying which when `missing_ok` is False (a baseline the person asked for)."""
         try:
             run = self._active_run(run_id)
         except NotFound:
-            return None
+            if missing_ok:
+                return None
+            raise
         return self._baseline(run, reason)
 
     def _baseline(self, run, reason: BaselineReason, **extra: str) -> Baseline:  # noqa: ANN001

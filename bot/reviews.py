@@ -137,11 +137,10 @@ class ReviewPreparer:
                 return None
             try:
                 run_id = self.gateway.resolve(requested)
-                found = self.gateway.baseline_of(run_id, BaselineReason.REQUESTED)
+                found = self.gateway.baseline_of(run_id, BaselineReason.REQUESTED, missing_ok=False)
             except NotFound as exc:
                 raise NotFound(UNKNOWN_BASELINE.format(reason=exc.user_message())) from exc
-            if found is None:
-                raise NotFound(UNKNOWN_BASELINE.format(reason=f"run `{run_id}` was deleted in MLflow."))
+            assert found is not None
             if found.run_id == summary.run_id:
                 raise BadReference(BASELINE_IS_THE_RUN.format(what=requested.describe()))
             return found
