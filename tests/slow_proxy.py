@@ -1,4 +1,5 @@
-"""An HTTP proxy that answers late: an MLflow server that is up but slower than the bot's timeout."""
+"""An HTTP proxy that answers late (an MLflow server that is up but slower than the bot's timeout), and
+counts the requests it forwards (with no delay: how many round-trips a command costs)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ class SlowProxy:
         self.upstream = upstream.rstrip("/")
         self.delay_seconds = delay_seconds
         self.requests_seen = 0
+        self.paths: list[str] = []  # each request's path without its query, in arrival order
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
             def _forward(self) -> None:
                 proxy.requests_seen += 1
+                proxy.paths.append(self.path.split("?", 1)[0])
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 time.sleep(proxy.delay_seconds)

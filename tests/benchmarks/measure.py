@@ -45,8 +45,10 @@ def card_calls(slack: SlackTestServer, run_ids: set[str], since: float) -> list[
     return found
 
 
-def chart_calls(slack: SlackTestServer, thread_ts: set[str], since: float) -> list[Call]:
-    """Accepted files.completeUploadExternal calls that put the metric chart into one of the threads."""
+def chart_calls(
+    slack: SlackTestServer, thread_ts: set[str], since: float, filename: str = CHART_FILENAME
+) -> list[Call]:
+    """Accepted files.completeUploadExternal calls that put the chart `filename` into one of the threads."""
     found = []
     for call in slack.calls_to("files.completeUploadExternal"):
         if not call.ok or call.at < since or call.args.get("thread_ts") not in thread_ts:
@@ -55,7 +57,7 @@ def chart_calls(slack: SlackTestServer, thread_ts: set[str], since: float) -> li
         for item in call.args.get("files") or []:
             record = slack.files.get(item.get("id", "")) if isinstance(item, dict) else None
             names.append(record.filename if record else "")
-        if CHART_FILENAME in names:
+        if filename in names:
             found.append(call)
     return found
 
@@ -236,7 +238,80 @@ def median(values: list[float | None]) -> float | None:
     return statistics.median(present) if present else None
 
 
-# --- 3. peak RSS --------------------------------------------------------------------------------------
+# --- 3. /review compare of many long runs -----------------------------------------------------------
+
+COMPARE_MARKER = "Comparing {n} runs"
+HISTORIES_FILENAME = "metric-histories.png"
+
+
+@dataclass
+class CompareTiming:
+    user: str
+    ack_s: float
+    posted_s: float | None  # command -> the comparison message (table, best per metric)
+    histories_s: float | None  # command -> the overlaid histories chart in its thread (the last MLflow read)
+    mlflow_requests: int  # counted by the proxy in front of MLflow, command to histories chart
+    by_endpoint: dict[str, int] = field(default_factory=dict)
+
+
+def make_compare_runs(stack: Stack, runs: int, metrics: int, steps: int) -> tuple[list[str], float]:
+    """`runs` runs of one sweep, each logging `metrics` metrics over `steps` steps."""
+    started = time.perf_counter()
+    with _quiet_mlflow():
+        ids = [
+            stack.runs.make_run(
+                f"bench-sweep-{r}",
+                params={"learning_rate": str(0.01 * (r + 1)), "seed": "7", "depth": str(3 + r % 4)},
+                histories={
+                    f"metric_{m:02d}": [
+                        math.cos(step / 700 + m + r / 3) / (1 + step / 2000) for step in range(steps)
+                    ]
+                    for m in range(metrics)
+                },
+                experiment="review-bot-bench-compare",
+            )
+            for r in range(runs)
+        ]
+    return ids, time.perf_counter() - started
+
+
+def compare_runs(
+    stack: Stack, bot: support.BotProcess, proxy: Any, run_ids: list[str], user: str, timeout: float
+) -> CompareTiming:
+    slack = stack.slack
+    url = slack.new_response_url()
+    marker = COMPARE_MARKER.format(n=len(run_ids))
+    seen_before = len(proxy.paths)
+    t0 = time.time()
+    started = time.perf_counter()
+    bot.command("compare " + " ".join(run_ids), url, user=user)
+    ack = time.perf_counter() - started
+
+    def posted() -> list[Call]:
+        return [
+            c
+            for c in slack.calls_to("chat.postMessage")
+            if c.ok and c.at >= t0 and str(c.args.get("text", "")).startswith(marker)
+        ]
+
+    messages = poll(posted, timeout)
+    if not messages:
+        return CompareTiming(user, ack, None, None, len(proxy.paths) - seen_before)
+    message = min(messages, key=lambda c: c.at)
+    remaining = max(1.0, timeout - (time.time() - t0))
+    charts = poll(lambda: chart_calls(slack, {message.response["ts"]}, t0, HISTORIES_FILENAME), remaining)
+    paths = proxy.paths[seen_before:]
+    return CompareTiming(
+        user,
+        ack,
+        message.at - t0,
+        min(c.at for c in charts) - t0 if charts else None,
+        len(paths),
+        dict(Counter(paths)),
+    )
+
+
+# --- 4. peak RSS --------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
