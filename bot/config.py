@@ -50,9 +50,6 @@ class Settings(BaseSettings):
     # Comparisons: the baseline on every card, /review compare, /review leaderboard
     primary_metric: Annotated[MetricGoal | None, NoDecode] = None  # "val_auc:max", "rmse:min", "val_auc"
     metric_directions: Annotated[dict[str, Direction], NoDecode] = Field(default_factory=dict)
-    deployment_aliases: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["champion", "production", "prod"]
-    )
 
     # Approvals
     reviewers: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -65,6 +62,11 @@ class Settings(BaseSettings):
     reminder_lead_minutes: int = Field(default=15, ge=0, le=24 * 60, validation_alias="REMINDER_LEAD")
     missed_grace_minutes: int = Field(default=30, ge=0, le=7 * 24 * 60, validation_alias="MISSED_GRACE")
     scheduler_lock_ttl: int = Field(default=30, ge=3, le=600)
+
+    # Nudges (issue 5 adds its settings here; comparisons read deployment_aliases too)
+    deployment_aliases: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["champion", "production", "prod"]
+    )
 
     # Serving
     port: int = Field(default=3000, ge=1, le=65535)

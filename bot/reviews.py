@@ -165,11 +165,11 @@ class ReviewPreparer:
         """Thread items, most useful first, each made only when the previous one is sent."""
         summary = prepared.summary
         baseline = summary.baseline
-        if baseline is None or not baseline.run_id:
+        baseline_summary = self._baseline_summary(baseline)
+        if baseline is None or baseline_summary is None:
             yield self._chart(summary)
         else:
             # One history request per metric serves both runs: the run's own chart and the overlay.
-            baseline_summary = self.gateway.compared_summaries([baseline.run_id])[0]
             histories = self.gateway.bulk_histories([summary.run_id, baseline.run_id], summary.metrics)
             yield self._chart(summary, histories[summary.run_id])
             yield from build_baseline_comparison(
@@ -183,6 +183,15 @@ class ReviewPreparer:
             yield plots
         yield from build_note_continuation(prepared.layout, summary)
         yield from build_overflow(prepared.layout, summary)
+
+    def _baseline_summary(self, baseline: Baseline | None) -> RunSummary | None:
+        """The baseline run as it is now; None without one, or when it was deleted since the card was made."""
+        if baseline is None or not baseline.run_id:
+            return None
+        try:
+            return self.gateway.compared_summaries([baseline.run_id])[0]
+        except NotFound:
+            return None
 
     def _chart(self, summary: RunSummary, histories: list[MetricSeries] | None = None) -> ThreadItem:
         if histories is None:

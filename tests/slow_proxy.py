@@ -1,29 +1,38 @@
-"""An HTTP proxy that answers late (an MLflow server that is up but slower than the bot's timeout), and
-counts the requests it forwards (with no delay: how many round-trips a command costs)."""
+"""An HTTP proxy in front of MLflow that answers late (up, but slower than the bot's timeout), or fails
+the requests a test picks with 503 (MLflow down for some calls)."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
 
 
 class SlowProxy:
-    def __init__(self, upstream: str, delay_seconds: float) -> None:
+    def __init__(
+        self, upstream: str, delay_seconds: float = 0.0, fail: Callable[[str], bool] | None = None
+    ) -> None:
         self.upstream = upstream.rstrip("/")
         self.delay_seconds = delay_seconds
+        self.fail = fail  # given the request's path and query: answer 503 instead of forwarding
         self.requests_seen = 0
-        self.paths: list[str] = []  # each request's path without its query, in arrival order
+        self.paths: list[str] = []  # every request's path and query, in order
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
             def _forward(self) -> None:
                 proxy.requests_seen += 1
-                proxy.paths.append(self.path.split("?", 1)[0])
+                proxy.paths.append(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
+                if proxy.fail is not None and proxy.fail(self.path):
+                    self.send_response(503)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 time.sleep(proxy.delay_seconds)
                 try:
                     upstream = requests.request(

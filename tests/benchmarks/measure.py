@@ -300,7 +300,7 @@ def compare_runs(
     message = min(messages, key=lambda c: c.at)
     remaining = max(1.0, timeout - (time.time() - t0))
     charts = poll(lambda: chart_calls(slack, {message.response["ts"]}, t0, HISTORIES_FILENAME), remaining)
-    paths = proxy.paths[seen_before:]
+    paths = [path.split("?", 1)[0] for path in proxy.paths[seen_before:]]
     return CompareTiming(
         user,
         ack,
