@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from slack_sdk import WebClient
@@ -84,35 +85,47 @@ class ComparisonService:
         return PreparedComparison(runs, build_comparison(runs, self.metric_directions, self.key_metrics))
 
     def comparison_thread(self, prepared: PreparedComparison) -> Iterator[ThreadItem]:
-        """The bar chart of final values, the overlaid histories, and the table when it was too wide."""
+        """The bar chart of final values, the overlaid histories, and the table when it was too wide.
+
+        The histories are fetched while the bar chart is drawn and posted: MLflow's sampling is the
+        slow part of a comparison (see README, Benchmarks).
+        """
         runs, table = prepared.runs, prepared.built.table
         labels = [f"{label}: {run.run_name}" for label, run in zip(label_runs(len(runs)), runs, strict=True)]
-        short = label_runs(len(runs))
-        bars = charts.render_final_bars(
-            short, [(k, [r.metrics.get(k) for r in runs]) for k in table.metrics], BARS_TITLE, COMPARE_PANELS
-        )
-        if bars.png is not None:
-            yield FileUpload(
-                name="final metrics chart",
-                comment=build_charts_comment(BARS_COMMENT, len(bars.panels), bars.omitted),
-                files=[UploadFile("final-metrics.png", BARS_TITLE, bars.png)],
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="compare-histories") as pool:
+            histories = (
+                pool.submit(self.gateway.bulk_histories, [r.run_id for r in runs], table.metrics)
+                if table.metrics
+                else None
             )
-        if table.metrics:
-            histories = self.gateway.bulk_histories([r.run_id for r in runs], table.metrics)
-            overlay = charts.render_overlay(
-                [
-                    charts.ComparedSeries(label, histories[r.run_id])
-                    for label, r in zip(labels, runs, strict=True)
-                ],
-                HISTORIES_TITLE,
+            bars = charts.render_final_bars(
+                label_runs(len(runs)),
+                [(k, [r.metrics.get(k) for r in runs]) for k in table.metrics],
+                BARS_TITLE,
                 COMPARE_PANELS,
             )
-            if overlay.png is not None:
+            if bars.png is not None:
                 yield FileUpload(
-                    name="metric histories chart",
-                    comment=build_charts_comment(HISTORIES_COMMENT, len(overlay.panels), overlay.omitted),
-                    files=[UploadFile("metric-histories.png", HISTORIES_TITLE, overlay.png)],
+                    name="final metrics chart",
+                    comment=build_charts_comment(BARS_COMMENT, len(bars.panels), bars.omitted),
+                    files=[UploadFile("final-metrics.png", BARS_TITLE, bars.png)],
                 )
+            if histories is not None:
+                by_run = histories.result()
+                overlay = charts.render_overlay(
+                    [
+                        charts.ComparedSeries(label, by_run[r.run_id])
+                        for label, r in zip(labels, runs, strict=True)
+                    ],
+                    HISTORIES_TITLE,
+                    COMPARE_PANELS,
+                )
+                if overlay.png is not None:
+                    yield FileUpload(
+                        name="metric histories chart",
+                        comment=build_charts_comment(HISTORIES_COMMENT, len(overlay.panels), overlay.omitted),
+                        files=[UploadFile("metric-histories.png", HISTORIES_TITLE, overlay.png)],
+                    )
         if prepared.built.table_in_thread:
             files = [UploadFile("comparison.csv", "Comparison table (CSV)", table.csv())]
             png = charts.render_table(table.header, table.rows, "Comparison")
