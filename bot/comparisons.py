@@ -47,6 +47,10 @@ log = logging.getLogger(__name__)
 Notify = Callable[[str], None]
 
 COMPARE_PANELS = 24  # 20 metrics of a typical comparison fit on one chart
+# Points per run and metric in the overlaid histories: a panel of the 3-column chart is about 350 px
+# wide, so more points draw nothing more, while the server's sampling and JSON grow with them
+# (measured: a 10-run request takes 1.3 s at 500 points, 1.7 s at 1,000).
+COMPARE_POINTS = 500
 SHOWN_NAME_CHARS = 100
 
 
@@ -94,7 +98,9 @@ class ComparisonService:
         labels = [f"{label}: {run.run_name}" for label, run in zip(label_runs(len(runs)), runs, strict=True)]
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="compare-histories") as pool:
             histories = (
-                pool.submit(self.gateway.bulk_histories, [r.run_id for r in runs], table.metrics)
+                pool.submit(
+                    self.gateway.bulk_histories, [r.run_id for r in runs], table.metrics, COMPARE_POINTS
+                )
                 if table.metrics
                 else None
             )

@@ -54,6 +54,10 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif")
 MAX_ARTIFACT_DEPTH = 3
 SKIP_ARTIFACT_DIRS = frozenset({"model", "models", "checkpoints"})
 HISTORY_FETCH_THREADS = 8
+# A bulk request for many runs keeps a server worker busy for about a second: more in flight than a
+# small server has workers only queue, and a queued request can pass MLFLOW_TIMEOUT_SECONDS and be
+# sent again (measured: 2 retries in 20 requests with 8 in flight against 2 workers).
+MULTI_RUN_FETCH_THREADS = 4
 HEALTH_TIMEOUT_SECONDS = 2
 SEARCH_PAGE = 500
 DISCUSSION_ARTIFACT = "review/discussion.md"
@@ -223,7 +227,8 @@ class MlflowGateway:
         bulk-interval endpoint takes up to 100 run ids and keeps each run's first and last steps), so
         comparing 10 runs costs what one does, and a 100,000-step metric what a 1,000-step one does.
         The requests for different keys go in parallel. A local store returns full histories (one call
-        per run and key) and the chart downsamples them. A run without a key gets no series for it.
+        per run and key) and the chart downsamples them. A run without a key gets no series for it
+        (an empty one from a local store).
         """
         sampled = self.tracking_uri.startswith(("http://", "https://"))
         run_ids = list(dict.fromkeys(run_ids))
@@ -250,9 +255,8 @@ class MlflowGateway:
             }
 
         keys = sorted(set(keys))
-        with ThreadPoolExecutor(
-            max_workers=HISTORY_FETCH_THREADS, thread_name_prefix="mlflow-history"
-        ) as pool:
+        threads = HISTORY_FETCH_THREADS if len(run_ids) == 1 else MULTI_RUN_FETCH_THREADS
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="mlflow-history") as pool:
             by_key = dict(zip(keys, pool.map(fetch, keys), strict=True))
         result: dict[str, list[MetricSeries]] = {run_id: [] for run_id in run_ids}
         for key in keys:
