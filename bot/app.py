@@ -11,6 +11,7 @@ from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
 from bot.cards import CardIndex
+from bot.comparisons import ComparisonPublisher, ComparisonService
 from bot.config import Settings
 from bot.errors import log_unexpected
 from bot.meeting_service import MeetingService
@@ -39,6 +40,7 @@ class Services:
     scheduler: LeaderScheduler
     meetings: MeetingService
     nudges: NudgeService
+    comparisons: ComparisonPublisher
 
     def health(self) -> dict[str, str]:
         return {"mlflow": self.gateway.health(), "redis": self.store.health()}
@@ -55,6 +57,9 @@ def create_preparer(settings: Settings, gateway: MlflowGateway) -> ReviewPrepare
         settings.max_thread_images,
         settings.max_image_bytes,
         settings.required_approvals,
+        primary_metric=settings.primary_metric,
+        metric_directions=settings.metric_directions,
+        deployment_aliases=settings.deployment_aliases,
     )
 
 
@@ -123,7 +128,18 @@ def build_services(settings: Settings) -> Services:
         timezone=settings.nudge_tz,
         webhook_secret=secret.get_secret_value() if secret else None,
     )
-    return Services(settings, gateway, store, client, preparer, publisher, votes, scheduler, meetings, nudges)
+    comparisons = ComparisonPublisher(
+        ComparisonService(
+            gateway,
+            primary_metric=settings.primary_metric,
+            metric_directions=settings.metric_directions,
+            key_metrics=settings.review_key_metrics,
+        ),
+        client,
+    )
+    return Services(
+        settings, gateway, store, client, preparer, publisher, votes, scheduler, meetings, nudges, comparisons
+    )
 
 
 def create_app(settings: Settings, services: Services | None = None, *, socket_mode: bool = False) -> App:

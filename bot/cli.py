@@ -137,7 +137,9 @@ def cmd_preview(args: argparse.Namespace) -> None:
     configure_logging(settings.log_level, _secrets(settings))
     try:
         ref = parse_ref(args.run)
-        result = write_preview(create_preparer(settings, create_gateway(settings)), ref, Path(args.out))
+        baseline = parse_ref(args.baseline) if args.baseline else None
+        preparer = create_preparer(settings, create_gateway(settings))
+        result = write_preview(preparer, ref, Path(args.out), baseline=baseline)
     except ReviewBotError as exc:
         print(f"review-bot: {exc.user_message()}", file=sys.stderr)
         raise SystemExit(1) from None
@@ -296,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("run", help="run id, MLflow run URL, runs:/ or models:/ URI")
     preview.add_argument("--out", default=str(PREVIEW_DIR), help="output folder (default: ./preview)")
     preview.add_argument("--tracking-uri", help="overrides MLFLOW_TRACKING_URI")
+    preview.add_argument("--baseline", help="the run to compare with (default: chosen as for /review)")
     preview.set_defaults(func=cmd_preview)
     demo = sub.add_parser("demo", help="build a local demo MLflow store and preview one review")
     demo.add_argument("--dir", default=str(DEMO_DIR), help="where the demo store goes (default: ./demo)")

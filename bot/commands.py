@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass
 from urllib.parse import unquote, urlparse
 
 from bot.blocks.mrkdwn import escape, truncate
+from bot.comparison import MAX_COMPARED, MIN_COMPARED
 from bot.errors import BadReference
 from bot.ids import COMMAND
 from bot.models import RefKind, RunRef
@@ -28,6 +30,11 @@ USAGE = (
     "• a run's URL from the MLflow UI: `https://mlflow.example.com/#/experiments/1/runs/3f2a9c…`\n"
     "• a run URI: `runs:/3f2a9c…/model`\n"
     "• a registered model version: `models:/fraud-clf/3` or an alias: `models:/fraud-clf@champion`\n"
+    "The card names its baseline (the deployed champion, the parent run or the best earlier run); "
+    f"`{COMMAND} <run> --baseline <run>` picks it yourself.\n"
+    f"`{COMMAND} compare <run> <run> […]` compares 2 to {MAX_COMPARED} runs side by side.\n"
+    f"`{COMMAND} leaderboard <experiment> [metric] [n]` lists an experiment's best runs "
+    "(by `PRIMARY_METRIC` unless you name a metric; 10 unless you give `n`).\n"
     f"`{COMMAND} schedule <run> <when>` schedules its review meeting (`tomorrow 3pm`, `next tuesday 10:30`, "
     "`in 2 hours`, `2026-12-01 15:00`; in your Slack timezone).\n"
     f"`{COMMAND} agenda` lists the reviews still pending; `{COMMAND} agenda <when>` schedules them all "
@@ -44,6 +51,20 @@ class HelpCommand:
 @dataclass(frozen=True)
 class ReviewCommand:
     ref: RunRef
+    baseline: RunRef | None = None  # --baseline <run>
+
+
+@dataclass(frozen=True)
+class CompareCommand:
+    refs: tuple[RunRef, ...]
+
+
+@dataclass(frozen=True)
+class LeaderboardCommand:
+    """`words` name the experiment and maybe a metric; which is which needs MLflow (names have spaces)."""
+
+    words: tuple[str, ...]
+    limit: int = 10
 
 
 @dataclass(frozen=True)
@@ -57,11 +78,28 @@ class AgendaCommand:
     when: str  # "" lists the pending reviews; a time schedules them all into one meeting
 
 
-Command = HelpCommand | ReviewCommand | ScheduleCommand | AgendaCommand
+Command = HelpCommand | ReviewCommand | ScheduleCommand | AgendaCommand | CompareCommand | LeaderboardCommand
+
+BASELINE_FLAG = "--baseline"
+LEADERBOARD_MAX = 25
 
 
 HELP_WORDS = frozenset({"help", "-h", "--help", "?"})
 
+
+COMPARE_COUNT = (
+    f":thinking_face: `{COMMAND} compare` takes {MIN_COMPARED} to {MAX_COMPARED} runs, got {{n}}. "
+    f"For example `{COMMAND} compare <run id> <run id>`."
+)
+COMPARE_TWICE = ":thinking_face: `{ref}` is named twice; compare different runs."
+LEADERBOARD_USAGE = (
+    f":thinking_face: Usage: `{COMMAND} leaderboard <experiment name or id> [metric] [n]`, for example "
+    f"`{COMMAND} leaderboard fraud-detection val_auc 5`."
+)
+LEADERBOARD_LIMIT = f":thinking_face: `n` is how many runs to list: 1 to {LEADERBOARD_MAX}, got {{n}}."
+BASELINE_USAGE = (
+    f":thinking_face: Usage: `{COMMAND} <run> {BASELINE_FLAG} <run>`, with one run after `{BASELINE_FLAG}`."
+)
 
 SCHEDULE_USAGE = (
     f":thinking_face: Usage: `{COMMAND} schedule <run> <when>`, for example "
@@ -78,18 +116,75 @@ def parse_command(text: str) -> Command:
     words = text.split()
     if is_help(text):
         return HelpCommand()
+    if words[0].lower() == "compare":
+        return _compare(words[1:])
+    if words[0].lower() == "leaderboard":
+        return _leaderboard(text.strip()[len(words[0]) :])
     if words[0].lower() == "agenda":
         return AgendaCommand(when=" ".join(words[1:]))
     if words[0].lower() == "schedule":
         if len(words) < 3:
             raise BadReference(SCHEDULE_USAGE)
         return ScheduleCommand(ref=parse_ref(words[1]), when=" ".join(words[2:]))
+    if BASELINE_FLAG in [w.lower() for w in words] or any(
+        w.lower().startswith(BASELINE_FLAG + "=") for w in words
+    ):
+        return _review_with_baseline(words)
     if len(words) > 1:
         raise BadReference(
             f":thinking_face: `{COMMAND}` takes one run, got {len(words)} words. "
             f"Try `{COMMAND} <run id>` or `{COMMAND} help`."
         )
     return ReviewCommand(ref=parse_ref(words[0]))
+
+
+def _review_with_baseline(words: list[str]) -> ReviewCommand:
+    """`<run> --baseline <run>`, `--baseline <run> <run>` or `<run> --baseline=<run>`."""
+    rest: list[str] = []
+    baseline: list[str] = []
+    index = 0
+    while index < len(words):
+        word = words[index]
+        if word.lower() == BASELINE_FLAG:
+            baseline += words[index + 1 : index + 2]
+            index += 2
+            continue
+        if word.lower().startswith(BASELINE_FLAG + "="):
+            baseline.append(word[len(BASELINE_FLAG) + 1 :])
+        else:
+            rest.append(word)
+        index += 1
+    if len(rest) != 1 or len(baseline) != 1 or not baseline[0]:
+        raise BadReference(BASELINE_USAGE)
+    return ReviewCommand(ref=parse_ref(rest[0]), baseline=parse_ref(baseline[0]))
+
+
+def _compare(words: list[str]) -> CompareCommand:
+    if not MIN_COMPARED <= len(words) <= MAX_COMPARED:
+        raise BadReference(COMPARE_COUNT.format(n=len(words)))
+    refs = tuple(parse_ref(w) for w in words)
+    seen: set[RunRef] = set()
+    for ref in refs:
+        key = ref.model_copy(update={"raw": ""})
+        if key in seen:
+            raise BadReference(COMPARE_TWICE.format(ref=_shown(ref.raw)))
+        seen.add(key)
+    return CompareCommand(refs=refs)
+
+
+def _leaderboard(text: str) -> LeaderboardCommand:
+    try:
+        words = shlex.split(text)  # "my experiment" in quotes is one name
+    except ValueError:
+        words = text.split()
+    if not words:
+        raise BadReference(LEADERBOARD_USAGE)
+    limit = 10
+    if len(words) > 1 and words[-1].isdigit():
+        limit = int(words.pop())
+        if not 1 <= limit <= LEADERBOARD_MAX:
+            raise BadReference(LEADERBOARD_LIMIT.format(n=limit))
+    return LeaderboardCommand(words=tuple(words), limit=limit)
 
 
 def parse_ref(raw: str) -> RunRef:

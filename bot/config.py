@@ -11,6 +11,9 @@ from apscheduler.triggers.cron import CronTrigger
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.comparison import parse_metric_directions, parse_metric_goal
+from bot.models import Direction, MetricGoal
+
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 
 
@@ -46,6 +49,10 @@ class Settings(BaseSettings):
     review_key_metrics: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_thread_images: int = Field(default=6, ge=0, le=20)
     max_image_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
+
+    # Comparisons: the baseline on every card, /review compare, /review leaderboard
+    primary_metric: Annotated[MetricGoal | None, NoDecode] = None  # "val_auc:max", "rmse:min", "val_auc"
+    metric_directions: Annotated[dict[str, Direction], NoDecode] = Field(default_factory=dict)
 
     # Approvals
     reviewers: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -83,6 +90,22 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("primary_metric", mode="before")
+    @classmethod
+    def _metric_goal(cls, value: object) -> object:
+        """`val_auc:max`, `rmse:min`, or a bare name whose direction the naming rules decide."""
+        if not isinstance(value, str):
+            return value
+        return parse_metric_goal(value) if value.strip() else None
+
+    @field_validator("metric_directions", mode="before")
+    @classmethod
+    def _directions(cls, value: object) -> object:
+        """`accuracy:max,*_time:min`: names or shell-style patterns, each with max or min."""
+        if not isinstance(value, str):
+            return value
+        return parse_metric_directions(value)
 
     @field_validator("reminder_lead_minutes", "missed_grace_minutes", "nudge_repeat_minutes", mode="before")
     @classmethod

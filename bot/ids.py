@@ -17,6 +17,7 @@ class ActionId(StrEnum):
     CANCEL_MEETING = "review_cancel_meeting"  # on the meeting's announcement in the thread
     NUDGE_START_REVIEW = "nudge_start_review"  # on a nudge about a deployed, unreviewed model version
     NUDGE_SNOOZE = "nudge_snooze"
+    LEADERBOARD_REVIEW = "review_from_leaderboard"  # a leaderboard row's Review button: posts its card
 
 
 CARD_ACTIONS = (ActionId.APPROVE, ActionId.REQUEST_CHANGES, ActionId.SCHEDULE, ActionId.OPEN_MLFLOW)

@@ -117,6 +117,47 @@ class Meeting(_Frozen):
     ts: str = ""
 
 
+# --- comparisons -----------------------------------------------------------------------------------
+
+
+class Direction(StrEnum):
+    """Which way a metric improves; NEUTRAL metrics (epoch, learning rate) are shown, never judged."""
+
+    MAX = "max"
+    MIN = "min"
+    NEUTRAL = "neutral"
+
+
+class MetricGoal(_Frozen):
+    """A metric to rank by, e.g. PRIMARY_METRIC=val_auc:max. `direction` None: the naming rules decide."""
+
+    key: str
+    direction: Direction | None = None
+
+
+class BaselineReason(StrEnum):
+    """Why a run is the baseline, in the order they are tried (bot.comparison.choose_baseline)."""
+
+    REQUESTED = "requested"  # /review <run> --baseline <run>
+    DEPLOYED = "deployed"  # the version under a deployment alias of the model this run produced
+    PARENT = "parent"  # tag mlflow.parentRunId
+    BEST_EARLIER = "best_earlier"  # the best earlier run of the experiment by PRIMARY_METRIC
+    NONE = "none"  # looked, found nothing (run_id is "")
+
+
+class Baseline(_Frozen):
+    """The run a review compares against; kept in the run's `review.baseline` tag so the card keeps it."""
+
+    reason: BaselineReason
+    run_id: str = ""
+    run_name: str = ""
+    run_url: str = ""
+    model_name: str = ""  # DEPLOYED
+    version: str = ""
+    alias: str = ""
+    metric: str = ""  # BEST_EARLIER: the metric it was best by; NONE: PRIMARY_METRIC, "" when unset
+
+
 class RunSummary(_Frozen):
     """Everything the card and its thread show about one MLflow run."""
 
@@ -139,6 +180,8 @@ class RunSummary(_Frozen):
     experiment_url: str = ""
     review: ReviewState | None = None  # what the run's review.* tags say; None if never reviewed
     meeting: Meeting | None = None  # the review meeting in its review.meeting_* tags, if any
+    baseline: Baseline | None = None  # what the card compares with; None when never looked up
+    parent_run_id: str = ""  # tag mlflow.parentRunId
 
     @property
     def duration_seconds(self) -> float | None:

@@ -26,10 +26,14 @@ class PreviewResult:
 
 
 def write_preview(
-    preparer: ReviewPreparer, ref: RunRef, out: Path, requested_by: str = PREVIEW_USER
+    preparer: ReviewPreparer,
+    ref: RunRef,
+    out: Path,
+    requested_by: str = PREVIEW_USER,
+    baseline: RunRef | None = None,
 ) -> PreviewResult:
     out.mkdir(parents=True, exist_ok=True)
-    prepared = preparer.card(ref, requested_by)
+    prepared = preparer.card(ref, requested_by, baseline)
     card_path = out / "card.json"
     card_path.write_text(json.dumps(prepared.card.as_kwargs(), indent=2, ensure_ascii=False))
     thread: list[dict[str, Any]] = []

@@ -14,7 +14,7 @@ from bot.blocks.meetings import build_schedule_modal
 from bot.errors import ReviewBotError
 from bot.ids import ActionId
 from bot.meetings import DEFAULT_DURATION_MIN
-from bot.models import Via, VoteKind
+from bot.models import RefKind, RunRef, Via, VoteKind
 
 if TYPE_CHECKING:
     from bot.app import Services
@@ -69,6 +69,21 @@ def register(app: App, services: Services) -> None:
 
     app.action(ActionId.SCHEDULE.value)(open_schedule_modal)
     app.action(ActionId.CANCEL_MEETING.value)(ack=acknowledge, lazy=[cancel_meeting])
+
+    def review_from_leaderboard(body: dict[str, Any], respond: Respond) -> None:
+        """A leaderboard row's Review button: the same publish path as `/review <run>`."""
+        run_id = json.loads((body.get("actions") or [{}])[0].get("value") or "{}").get("run_id", "")
+        if not run_id:
+            return
+        container = body.get("container") or {}
+        services.publisher.publish(
+            RunRef(kind=RefKind.RUN, raw=run_id, run_id=run_id),
+            requested_by=body["user"]["id"],
+            origin_channel=container.get("channel_id") or body["channel"]["id"],
+            notify=lambda text: respond(text=text, response_type="ephemeral", replace_original=False),
+        )
+
+    app.action(ActionId.LEADERBOARD_REVIEW.value)(ack=acknowledge, lazy=[review_from_leaderboard])
 
     def open_in_mlflow(ack: Ack) -> None:
         ack()  # a link button: Slack opens the URL, we only acknowledge

@@ -6,8 +6,17 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, App, Respond
 
-from bot.blocks.replies import ACK_AGENDA, ACK_SCHEDULING, build_ack_text
-from bot.commands import USAGE, AgendaCommand, HelpCommand, ReviewCommand, ScheduleCommand, parse_command
+from bot.blocks.replies import ACK_AGENDA, ACK_COMPARING, ACK_LEADERBOARD, ACK_SCHEDULING, build_ack_text
+from bot.commands import (
+    USAGE,
+    AgendaCommand,
+    CompareCommand,
+    HelpCommand,
+    LeaderboardCommand,
+    ReviewCommand,
+    ScheduleCommand,
+    parse_command,
+)
 from bot.errors import BadReference, ReviewBotError
 
 if TYPE_CHECKING:
@@ -17,7 +26,7 @@ from bot.ids import COMMAND
 
 
 def register(app: App, services: Services) -> None:
-    publisher, meetings = services.publisher, services.meetings
+    publisher, meetings, comparisons = services.publisher, services.meetings, services.comparisons
 
     def acknowledge_review(ack: Ack, command: dict[str, Any]) -> None:
         try:
@@ -31,6 +40,10 @@ def register(app: App, services: Services) -> None:
             text = ACK_SCHEDULING
         elif isinstance(parsed, AgendaCommand):
             text = ACK_AGENDA
+        elif isinstance(parsed, CompareCommand):
+            text = ACK_COMPARING.format(n=len(parsed.refs))
+        elif isinstance(parsed, LeaderboardCommand):
+            text = ACK_LEADERBOARD
         else:
             text = build_ack_text(parsed.ref, publisher.target_channel(command["channel_id"]))
         ack(text=text, response_type="ephemeral")
@@ -47,8 +60,18 @@ def register(app: App, services: Services) -> None:
 
         if isinstance(parsed, ReviewCommand):
             publisher.publish(
-                parsed.ref, requested_by=user, origin_channel=command["channel_id"], notify=tell
+                parsed.ref,
+                requested_by=user,
+                origin_channel=command["channel_id"],
+                notify=tell,
+                baseline=parsed.baseline,
             )
+            return
+        if isinstance(parsed, CompareCommand):
+            comparisons.publish_comparison(parsed, command["channel_id"], notify=tell)
+            return
+        if isinstance(parsed, LeaderboardCommand):
+            comparisons.publish_leaderboard(parsed, command["channel_id"], notify=tell)
             return
         try:
             if isinstance(parsed, ScheduleCommand):

@@ -37,9 +37,13 @@ def register(app: App, services: Services) -> None:
             tell(exc.user_message())
             return
         if not isinstance(parsed, ReviewCommand):
-            tell(USAGE)  # meetings and the agenda are for /review, where Slack knows who asks and where
+            tell(
+                USAGE
+            )  # meetings, the agenda and comparisons are for /review, where Slack knows who asks and where
             return
-        publisher.publish(parsed.ref, requested_by=user, origin_channel=channel, notify=tell)
+        publisher.publish(
+            parsed.ref, requested_by=user, origin_channel=channel, notify=tell, baseline=parsed.baseline
+        )
 
     app.event("app_mention")(ack=acknowledge, lazy=[review_on_mention])
 

@@ -22,6 +22,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.blocks import limits
+from bot.blocks.baseline import BASELINE_FIELD, build_baseline_line
 from bot.blocks.message import SlackMessage
 from bot.blocks.mrkdwn import escape, link, markdown_to_mrkdwn, split_mrkdwn, truncate
 from bot.ids import ActionId, BlockId, MetadataEvent
@@ -234,6 +235,8 @@ def _fields(summary: RunSummary, requested_by: str) -> list[str]:
         if len(summary.model_versions) > len(shown):
             lines.append(f"…and {len(summary.model_versions) - len(shown)} more")
         fields.append(field("Registered models", "\n".join(lines)))
+    if summary.baseline is not None:
+        fields.append(field(BASELINE_FIELD, build_baseline_line(summary.baseline)))
     return fields[: limits.SECTION_FIELDS]
 
 

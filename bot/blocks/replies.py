@@ -9,6 +9,8 @@ from bot.models import RunRef
 ACK_POSTING = ":mag: Looking up {what} in MLflow. The review card will appear in {where}."
 ACK_SCHEDULING = ":calendar: Scheduling the review meeting…"
 ACK_AGENDA = ":clipboard: Looking up the reviews still pending…"
+ACK_COMPARING = ":mag: Comparing {n} runs; the comparison will appear in this channel."
+ACK_LEADERBOARD = ":mag: Looking up the leaderboard; it will appear in this channel."
 ACK_DUPLICATE = ":repeat: Already on it: that request arrived twice, so it is handled once."
 POSTED = ":white_check_mark: Review card posted in {where}: {permalink}"
 UNEXPECTED = (

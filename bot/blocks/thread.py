@@ -89,6 +89,13 @@ def _table_chunks(rows: list[tuple[str, str]]) -> list[str]:
 
 
 def _paged(title: str, chunks: list[str], summary: RunSummary, text: str) -> list[SlackMessage]:
+    where = link(summary.run_url, "the run's page") if summary.run_url else f"run `{summary.run_id}`"
+    return paged(title, chunks, text=text, where=where)
+
+
+def paged(title: str, chunks: list[str], *, text: str, where: str) -> list[SlackMessage]:
+    """Sections under a title, BLOCKS_PER_MESSAGE to a message, at most MAX_MESSAGES_PER_PART
+    messages; what is cut is counted and pointed at `where`."""
     pages = [chunks[i : i + BLOCKS_PER_MESSAGE] for i in range(0, len(chunks), BLOCKS_PER_MESSAGE)]
     shown, cut = pages[:MAX_MESSAGES_PER_PART], pages[MAX_MESSAGES_PER_PART:]
     messages = []
@@ -97,7 +104,6 @@ def _paged(title: str, chunks: list[str], summary: RunSummary, text: str) -> lis
         blocks += [SectionBlock(text=MarkdownTextObject(text=chunk)).to_dict() for chunk in page]
         messages.append(SlackMessage(text=text, blocks=blocks))
     if cut:
-        where = link(summary.run_url, "the run's page") if summary.run_url else f"run `{summary.run_id}`"
         hidden = sum(len(p) for p in cut)
         last = messages[-1]
         note = SectionBlock(text=MarkdownTextObject(text=CUT_SUFFIX.format(n=hidden, where=where))).to_dict()

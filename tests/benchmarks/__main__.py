@@ -12,7 +12,7 @@ import time
 from types import FrameType
 
 from tests.benchmarks import measure, nudge_scan, report
-from tests.benchmarks.stack import running_stack
+from tests.benchmarks.stack import counted_bot, running_stack
 
 SMALL_RUNS = 10
 ACK_COMMANDS = 200
@@ -26,6 +26,11 @@ BIG_TIMEOUT = 60  # s per repeat, command to chart
 NUDGE_MODELS = 200
 NUDGE_VERSIONS = 20
 NUDGE_REPEATS = 3
+COMPARE_RUNS = 10
+COMPARE_METRICS = 20
+COMPARE_STEPS = 10_000
+COMPARE_REPEATS = 3
+COMPARE_TIMEOUT = 120  # s per repeat, command to the overlaid histories
 
 
 def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -61,13 +66,34 @@ def main() -> int:
             progress(f"   #{i + 1}: card {timing.card_s}, chart {timing.chart_s}")
             big.append(timing)
 
+        compare_shape = f"{COMPARE_RUNS} runs x {COMPARE_METRICS} metrics x {COMPARE_STEPS:,} steps"
+        progress(f"3. logging {compare_shape}…")
+        compare_ids, compare_log_s = measure.make_compare_runs(
+            stack, COMPARE_RUNS, COMPARE_METRICS, COMPARE_STEPS
+        )
+        progress(f"   logged in {compare_log_s:.1f} s; comparing them {COMPARE_REPEATS} times…")
+        compared = []
+        with counted_bot(stack) as (counted, proxy):
+            for i in range(COMPARE_REPEATS):
+                timing = measure.compare_runs(
+                    stack, counted, proxy, compare_ids, f"U0CMP{i:03d}", COMPARE_TIMEOUT
+                )
+                progress(
+                    f"   #{i + 1}: posted {timing.posted_s}, histories {timing.histories_s}, "
+                    f"{timing.mlflow_requests} MLflow requests"
+                )
+                compared.append(timing)
+
         memory = measure.serving_memory(stack.bot.proc.pid)
         problems = dict(measure.bot_log_problems(stack.bot))
 
-        progress(f"4. a registry of {NUDGE_MODELS} models x {NUDGE_VERSIONS} versions, one deployed each…")
+        progress(f"5. a registry of {NUDGE_MODELS} models x {NUDGE_VERSIONS} versions, one deployed each…")
         nudges = nudge_scan.measure_scan(stack, NUDGE_MODELS, NUDGE_VERSIONS, NUDGE_REPEATS)
 
-    results = report.Results(info, setup, burst, shape, big_log_s, big, memory, problems, nudges)
+    results = report.Results(
+        info, setup, burst, shape, big_log_s, big, memory, problems, compare_shape, compare_log_s, compared,
+        nudges,
+    )  # fmt: skip
     print()
     print(report.render(results))
     path = report.write_json(results)

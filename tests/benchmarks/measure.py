@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import sqlite3
 import statistics
 import time
 from collections import Counter
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from mlflow.entities import Param
 
 from tests import support
 from tests.benchmarks.stack import Stack, child_pids
@@ -45,8 +47,10 @@ def card_calls(slack: SlackTestServer, run_ids: set[str], since: float) -> list[
     return found
 
 
-def chart_calls(slack: SlackTestServer, thread_ts: set[str], since: float) -> list[Call]:
-    """Accepted files.completeUploadExternal calls that put the metric chart into one of the threads."""
+def chart_calls(
+    slack: SlackTestServer, thread_ts: set[str], since: float, filename: str = CHART_FILENAME
+) -> list[Call]:
+    """Accepted files.completeUploadExternal calls that put the chart `filename` into one of the threads."""
     found = []
     for call in slack.calls_to("files.completeUploadExternal"):
         if not call.ok or call.at < since or call.args.get("thread_ts") not in thread_ts:
@@ -55,7 +59,7 @@ def chart_calls(slack: SlackTestServer, thread_ts: set[str], since: float) -> li
         for item in call.args.get("files") or []:
             record = slack.files.get(item.get("id", "")) if isinstance(item, dict) else None
             names.append(record.filename if record else "")
-        if CHART_FILENAME in names:
+        if filename in names:
             found.append(call)
     return found
 
@@ -236,7 +240,104 @@ def median(values: list[float | None]) -> float | None:
     return statistics.median(present) if present else None
 
 
-# --- 3. peak RSS --------------------------------------------------------------------------------------
+# --- 3. /review compare of many long runs -----------------------------------------------------------
+
+COMPARE_MARKER = "Comparing {n} runs"
+HISTORIES_FILENAME = "metric-histories.png"
+
+
+@dataclass
+class CompareTiming:
+    user: str
+    ack_s: float
+    posted_s: float | None  # command -> the comparison message (table, best per metric)
+    histories_s: float | None  # command -> the overlaid histories chart in its thread (the last MLflow read)
+    mlflow_requests: int  # counted by the proxy in front of MLflow, command to histories chart
+    by_endpoint: dict[str, int] = field(default_factory=dict)
+
+
+def make_compare_runs(stack: Stack, runs: int, metrics: int, steps: int) -> tuple[list[str], float]:
+    """`runs` runs of one sweep, each logging `metrics` metrics over `steps` steps.
+
+    The runs are created through MLflow's API, but their 2 million metric rows are written straight
+    into the server's sqlite store (`metrics` and `latest_metrics`, as log_batch writes them): through
+    the REST API this setup alone took 637 s on the benchmark machine, and it is not what is measured.
+    """
+    started = time.perf_counter()
+    database = stack.workdir / "mlflow" / "mlflow.db"  # tests/servers.py's layout
+    client = stack.runs.client
+    experiment_id = stack.runs.experiment("review-bot-bench-compare")
+    ids = []
+    with _quiet_mlflow():
+        for r in range(runs):
+            run = client.create_run(experiment_id, run_name=f"bench-sweep-{r}")
+            ids.append(run.info.run_id)
+            client.log_batch(
+                run.info.run_id,
+                params=[
+                    Param("learning_rate", str(0.01 * (r + 1))),
+                    Param("seed", "7"),
+                    Param("depth", str(3 + r % 4)),
+                ],
+            )
+    now = int(time.time() * 1000)
+    with contextlib.closing(sqlite3.connect(database, timeout=60)) as db, db:
+        for r, run_id in enumerate(ids):
+            for m in range(metrics):
+                values = [math.cos(step / 700 + m + r / 3) / (1 + step / 2000) for step in range(steps)]
+                db.executemany(
+                    "INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) "
+                    "VALUES (?, ?, ?, ?, ?, 0)",
+                    ((f"metric_{m:02d}", v, now + step, run_id, step) for step, v in enumerate(values)),
+                )
+                db.execute(
+                    "INSERT INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) "
+                    "VALUES (?, ?, ?, ?, 0, ?)",
+                    (f"metric_{m:02d}", values[-1], now + steps - 1, steps - 1, run_id),
+                )
+    with _quiet_mlflow():
+        for run_id in ids:
+            client.set_terminated(run_id)
+    return ids, time.perf_counter() - started
+
+
+def compare_runs(
+    stack: Stack, bot: support.BotProcess, proxy: Any, run_ids: list[str], user: str, timeout: float
+) -> CompareTiming:
+    slack = stack.slack
+    url = slack.new_response_url()
+    marker = COMPARE_MARKER.format(n=len(run_ids))
+    seen_before = len(proxy.paths)
+    t0 = time.time()
+    started = time.perf_counter()
+    bot.command("compare " + " ".join(run_ids), url, user=user)
+    ack = time.perf_counter() - started
+
+    def posted() -> list[Call]:
+        return [
+            c
+            for c in slack.calls_to("chat.postMessage")
+            if c.ok and c.at >= t0 and str(c.args.get("text", "")).startswith(marker)
+        ]
+
+    messages = poll(posted, timeout)
+    if not messages:
+        return CompareTiming(user, ack, None, None, len(proxy.paths) - seen_before)
+    message = min(messages, key=lambda c: c.at)
+    remaining = max(1.0, timeout - (time.time() - t0))
+    charts = poll(lambda: chart_calls(slack, {message.response["ts"]}, t0, HISTORIES_FILENAME), remaining)
+    paths = [path.split("?", 1)[0] for path in proxy.paths[seen_before:]]
+    return CompareTiming(
+        user,
+        ack,
+        message.at - t0,
+        min(c.at for c in charts) - t0 if charts else None,
+        len(paths),
+        dict(Counter(paths)),
+    )
+
+
+# --- 4. peak RSS --------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)

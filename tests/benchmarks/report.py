@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import os
 import platform
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tests.benchmarks.measure import AckBurst, BigRunTiming, ProcessMemory, median, percentile
+from tests.benchmarks.measure import AckBurst, BigRunTiming, CompareTiming, ProcessMemory, median, percentile
 from tests.benchmarks.nudge_scan import NudgeScanResult
 
 RESULTS_DIR = Path(__file__).parents[2] / "bench-results"
@@ -27,6 +27,9 @@ class Results:
     big: list[BigRunTiming]
     memory: list[ProcessMemory]
     log_problems: dict[str, int]
+    compare_shape: str = ""
+    compare_log_s: float = 0.0
+    compared: list[CompareTiming] = field(default_factory=list)
     nudge_scan: NudgeScanResult | None = None
 
 
@@ -138,6 +141,28 @@ def render(results: Results) -> str:
     ]
     sections.append(_table("2. Big run: time from command to card posted and to chart posted", big_rows))
 
+    compare_rows = [("runs", results.compare_shape), ("logging them took", _s(results.compare_log_s))]
+    for i, timing in enumerate(results.compared, 1):
+        compare_rows.append(
+            (
+                f"#{i} ({timing.user})",
+                f"ack {_ms(timing.ack_s)}  posted {_s(timing.posted_s)}  histories {_s(timing.histories_s)}  "
+                f"{timing.mlflow_requests} MLflow requests",
+            )
+        )
+    compare_rows += [
+        ("median posted", _s(median([t.posted_s for t in results.compared]))),
+        ("median histories chart", _s(median([t.histories_s for t in results.compared]))),
+    ]
+    if results.compared:
+        for path, count in sorted(results.compared[-1].by_endpoint.items()):
+            compare_rows.append((f"  requests to {path}", str(count)))
+    sections.append(
+        _table(
+            "3. /review compare: time from command to the comparison and to its histories chart", compare_rows
+        )
+    )
+
     mem_rows = [
         (f"{m.role} pid {m.pid}", f"peak (VmHWM) {_mib(m.peak_rss_kib)}  now (VmRSS) {_mib(m.rss_kib)}")
         for m in memory
@@ -146,7 +171,7 @@ def render(results: Results) -> str:
     mem_rows.append(
         ("peak RSS of the serving process", _mib(max(workers)) if workers else "— (no worker found)")
     )
-    sections.append(_table("3. Memory of `review-bot serve` (gunicorn master and workers)", mem_rows))
+    sections.append(_table("4. Memory of `review-bot serve` (gunicorn master and workers)", mem_rows))
 
     if results.nudge_scan is not None:
         sections.append(_nudge_table(results.nudge_scan))
@@ -172,7 +197,7 @@ def _nudge_table(scan: NudgeScanResult) -> str:
         ("scan time (median)", _s(median(list(scan.scan_s)))),
         ("scan times", "  ".join(_s(t) for t in scan.scan_s)),
     ]
-    return _table("4. Nudge digest: one registry scan (requests counted by a proxy in front of MLflow)", rows)
+    return _table("5. Nudge digest: one registry scan (requests counted by a proxy in front of MLflow)", rows)
 
 
 def write_json(results: Results) -> Path:
@@ -212,6 +237,13 @@ def write_json(results: Results) -> Path:
             "repeats": [asdict(t) for t in big],
             "median_card_s": median([t.card_s for t in big]),
             "median_chart_s": median([t.chart_s for t in big]),
+        },
+        "compare": {
+            "shape": results.compare_shape,
+            "logging_s": results.compare_log_s,
+            "repeats": [asdict(t) for t in results.compared],
+            "median_posted_s": median([t.posted_s for t in results.compared]),
+            "median_histories_s": median([t.histories_s for t in results.compared]),
         },
         "memory": {
             "processes": [asdict(m) for m in memory],

@@ -17,6 +17,7 @@ from pathlib import Path
 from tests import servers, support
 from tests.mlflow_runs import RunFactory
 from tests.slack_api_server import SlackTestServer
+from tests.slow_proxy import SlowProxy
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,23 @@ def _review_bot(
         yield bot
     finally:
         support.stop_process(bot.proc)
+
+
+@contextlib.contextmanager
+def counted_bot(stack: Stack) -> Iterator[tuple[support.BotProcess, SlowProxy]]:
+    """A second `review-bot serve` that reaches MLflow through a proxy counting every request."""
+    proxy = SlowProxy(stack.mlflow_url, delay_seconds=0).start()
+    try:
+        env = {**stack.bot.env, "MLFLOW_TRACKING_URI": proxy.url, "MLFLOW_UI_URL": stack.mlflow_url}
+        bot_dir = stack.workdir / "counted-bot"
+        bot_dir.mkdir()
+        bot = support.start_bot(env, bot_dir / "bot.log")
+        try:
+            yield bot, proxy
+        finally:
+            support.stop_process(bot.proc)
+    finally:
+        proxy.stop()
 
 
 def child_pids(pid: int) -> list[int]:

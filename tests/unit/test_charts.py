@@ -249,3 +249,75 @@ def test_charts_never_import_pyplot() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+# --- comparisons ------------------------------------------------------------------------------------
+
+
+def _image(png: bytes) -> Image.Image:
+    assert png.startswith(PNG_MAGIC)
+    return Image.open(io.BytesIO(png))
+
+
+def _runs(count: int, keys: int, steps: int) -> list[charts.ComparedSeries]:
+    return [
+        charts.ComparedSeries(
+            f"{chr(65 + r)}: run-{r}",
+            [
+                MetricSeries(
+                    key=f"metric_{k:02d}",
+                    steps=list(range(steps)),
+                    values=[math.sin(s / 50 + r + k) for s in range(steps)],
+                )
+                for k in range(keys)
+            ],
+        )
+        for r in range(count)
+    ]
+
+
+def test_overlay_has_a_panel_per_metric_and_caps_them() -> None:
+    chart = charts.render_overlay(_runs(10, 20, 10_000), "histories", max_panels=12)
+    assert chart.png is not None and _image(chart.png).width == FIGURE_WIDTH_IN * DPI
+    assert chart.panels == [(f"metric_{k:02d}",) for k in range(12)]
+    assert chart.omitted == [f"metric_{k:02d}" for k in range(12, 20)]
+
+
+def test_overlay_skips_metrics_no_run_logged_over_several_steps() -> None:
+    single = charts.ComparedSeries("A", [MetricSeries(key="auc", steps=[0], values=[0.9])])
+    assert charts.render_overlay([single, single]) == MetricChart(png=None)
+    assert charts.render_overlay([]) == MetricChart(png=None)
+
+
+def test_final_bars_one_panel_per_metric_with_some_value() -> None:
+    chart = charts.render_final_bars(
+        ["A", "B", "C"],
+        [("auc", [0.9, 0.95, None]), ("gone", [None, math.nan, None]), ("loss", [0.3, 0.2, 0.25])],
+    )
+    assert chart.png is not None and _image(chart.png).height > 0
+    assert chart.panels == [("auc",), ("loss",)]
+    assert charts.render_final_bars(["A"], []) == MetricChart(png=None)
+
+
+def test_table_png_grows_with_its_rows() -> None:
+    small = charts.render_table(["", "A", "B"], [["auc", "0.9", "0.95"]])
+    big = charts.render_table(["", "A", "B"], [[f"m{i}", "0.9", "0.95"] for i in range(100)], "title")
+    assert small is not None and big is not None
+    assert _image(big).height > _image(small).height * 10
+
+
+def test_comparison_chart_failures_are_logged_and_left_out(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*args: object) -> bytes:
+        raise RuntimeError("renderer broke")
+
+    monkeypatch.setattr(charts, "_render_overlay_png", broken)
+    monkeypatch.setattr(charts, "_render_bars_png", broken)
+    with caplog.at_level(logging.ERROR, logger="bot.charts"):
+        assert charts.render_overlay(_runs(2, 1, 10)).png is None
+        assert charts.render_final_bars(["A"], [("auc", [1.0])]).png is None
+    assert [r.getMessage() for r in caplog.records] == [
+        "comparison chart failed to render; leaving it out",
+        "final-metrics chart failed to render; leaving it out",
+    ]

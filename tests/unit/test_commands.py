@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from bot.commands import USAGE, HelpCommand, ReviewCommand, parse_command, parse_ref
+from bot.commands import (
+    BASELINE_USAGE,
+    COMPARE_COUNT,
+    LEADERBOARD_LIMIT,
+    LEADERBOARD_USAGE,
+    USAGE,
+    CompareCommand,
+    HelpCommand,
+    LeaderboardCommand,
+    ReviewCommand,
+    parse_command,
+    parse_ref,
+)
 from bot.errors import BadReference
 from bot.ids import COMMAND
 from bot.models import RefKind, RunRef
@@ -138,3 +150,102 @@ def test_parse_ref_bounds_a_long_input_in_the_message() -> None:
 def test_parse_command_passes_bad_reference_through() -> None:
     with pytest.raises(BadReference, match="&lt;!here&gt;"):
         parse_command("<!here>")
+
+
+# --- comparisons ------------------------------------------------------------------------------------
+
+OTHER_ID = "fedcba9876543210fedcba9876543210"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"{RUN_ID} --baseline {OTHER_ID}",
+        f"--baseline {OTHER_ID} {RUN_ID}",
+        f"{RUN_ID} --baseline={OTHER_ID}",
+        f"{RUN_ID} --BASELINE {OTHER_ID}",
+    ],
+)
+def test_review_with_a_baseline(text: str) -> None:
+    parsed = parse_command(text)
+    assert isinstance(parsed, ReviewCommand)
+    assert parsed.ref.run_id == RUN_ID
+    assert parsed.baseline is not None and parsed.baseline.run_id == OTHER_ID
+
+
+def test_baseline_can_be_a_model_alias() -> None:
+    parsed = parse_command(f"{RUN_ID} --baseline models:/fraud-clf@champion")
+    assert isinstance(parsed, ReviewCommand) and parsed.baseline is not None
+    assert (parsed.baseline.kind, parsed.baseline.model_name, parsed.baseline.alias) == (
+        RefKind.MODEL_ALIAS,
+        "fraud-clf",
+        "champion",
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [f"{RUN_ID} --baseline", f"--baseline {OTHER_ID}", f"{RUN_ID} --baseline a b", f"{RUN_ID} --baseline="],
+)
+def test_baseline_usage(text: str) -> None:
+    with pytest.raises(BadReference) as error:
+        parse_command(text)
+    assert error.value.user_message() == BASELINE_USAGE
+
+
+def test_review_without_baseline_has_none() -> None:
+    parsed = parse_command(RUN_ID)
+    assert isinstance(parsed, ReviewCommand) and parsed.baseline is None
+
+
+def test_compare_two_to_ten_runs() -> None:
+    ids = [f"{i:032x}" for i in range(10)]
+    parsed = parse_command("compare " + " ".join(ids))
+    assert isinstance(parsed, CompareCommand)
+    assert [r.run_id for r in parsed.refs] == ids
+    two = parse_command(f"Compare {RUN_ID} models:/fraud-clf/3")
+    assert isinstance(two, CompareCommand) and two.refs[1].kind is RefKind.MODEL_VERSION
+
+
+@pytest.mark.parametrize("count", [0, 1, 11])
+def test_compare_refuses_fewer_than_two_or_more_than_ten(count: int) -> None:
+    ids = [f"{i:032x}" for i in range(count)]
+    with pytest.raises(BadReference) as error:
+        parse_command("compare " + " ".join(ids))
+    assert error.value.user_message() == COMPARE_COUNT.format(n=count)
+
+
+def test_compare_refuses_the_same_run_twice_and_bad_references() -> None:
+    with pytest.raises(BadReference, match="named twice"):
+        parse_command(f"compare {RUN_ID} {RUN_ID.upper()}")
+    with pytest.raises(BadReference, match="not a run id"):
+        parse_command(f"compare {RUN_ID} nope")
+
+
+@pytest.mark.parametrize(
+    ("text", "words", "limit"),
+    [
+        ("leaderboard fraud", ("fraud",), 10),
+        ("leaderboard fraud val_auc", ("fraud", "val_auc"), 10),
+        ("leaderboard fraud val_auc 5", ("fraud", "val_auc"), 5),
+        ("leaderboard 12 3", ("12",), 3),
+        ("leaderboard 12", ("12",), 10),
+        ('leaderboard "fraud detection" rmse 25', ("fraud detection", "rmse"), 25),
+        ("leaderboard fraud detection", ("fraud", "detection"), 10),
+        ("leaderboard it's", ("it's",), 10),  # an unbalanced quote is read word by word
+    ],
+)
+def test_leaderboard(text: str, words: tuple[str, ...], limit: int) -> None:
+    assert parse_command(text) == LeaderboardCommand(words=words, limit=limit)
+
+
+@pytest.mark.parametrize(("text", "message"), [("leaderboard", LEADERBOARD_USAGE), ("leaderboard x 0", None)])
+def test_leaderboard_bad_input(text: str, message: str | None) -> None:
+    with pytest.raises(BadReference) as error:
+        parse_command(text)
+    assert error.value.user_message() == (message or LEADERBOARD_LIMIT.format(n=0))
+
+
+def test_usage_names_every_subcommand() -> None:
+    for word in ("compare", "leaderboard", "--baseline", "schedule", "agenda"):
+        assert word in USAGE

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.config import DEFAULT_SLACK_API_URL, MissingSettingError, Settings
+from bot.models import Direction, MetricGoal
 
 BOT_TOKEN = "xoxb-1234567890-secret-bot-token"
 SIGNING_SECRET = "0123456789abcdef-signing-secret"
@@ -137,4 +138,39 @@ def test_settings_are_read_when_built_not_at_import(monkeypatch: pytest.MonkeyPa
 def test_out_of_range_values_are_rejected(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
     monkeypatch.setenv(name, value)
     with pytest.raises(ValueError, match=name.lower()):
+        _settings()
+
+
+def test_comparison_settings_defaults() -> None:
+    settings = _settings()
+    assert settings.primary_metric is None
+    assert settings.metric_directions == {}
+    assert settings.deployment_aliases == ["champion", "production", "prod"]
+
+
+def test_comparison_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PRIMARY_METRIC", "rmse:min")
+    monkeypatch.setenv("METRIC_DIRECTIONS", "accuracy:max, *_ms:min")
+    monkeypatch.setenv("DEPLOYMENT_ALIASES", "live, champion")
+    settings = _settings()
+    assert settings.primary_metric == MetricGoal(key="rmse", direction=Direction.MIN)
+    assert settings.metric_directions == {"accuracy": Direction.MAX, "*_ms": Direction.MIN}
+    assert settings.deployment_aliases == ["live", "champion"]
+
+
+def test_primary_metric_without_direction_and_empty(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PRIMARY_METRIC", "val_auc")
+    assert _settings().primary_metric == MetricGoal(key="val_auc")
+    monkeypatch.setenv("PRIMARY_METRIC", "")
+    assert _settings().primary_metric is None
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"), [("PRIMARY_METRIC", "val_auc:up"), ("METRIC_DIRECTIONS", "accuracy")]
+)
+def test_bad_comparison_settings_are_refused(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValueError, match=variable.lower()):
         _settings()
