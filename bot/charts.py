@@ -237,11 +237,14 @@ def render_overlay(
     `render_metric_history`; `omitted` lists metrics beyond `max_panels`.
     """
     by_key: dict[str, list[tuple[int, MetricSeries]]] = {}
+    single: dict[str, list[tuple[int, float]]] = {}  # a run that logged the metric once: its value
     for index, run in enumerate(runs):
         for item in run.series:
             finite = _finite(item)
             if len(finite.steps) > 1:
                 by_key.setdefault(item.key, []).append((index, downsample(finite)))
+            elif finite.values:
+                single.setdefault(item.key, []).append((index, finite.values[0]))
     keys = sorted(by_key)
     if not keys:
         return MetricChart(png=None)
@@ -249,7 +252,7 @@ def render_overlay(
     if not shown:
         return MetricChart(png=None, omitted=omitted)
     try:
-        png = _render_overlay_png(runs, shown, by_key, title, dashed_last)
+        png = _render_overlay_png(runs, shown, by_key, single, title, dashed_last)
     except Exception:
         logger.exception("comparison chart failed to render; leaving it out")
         return MetricChart(png=None)
@@ -260,6 +263,7 @@ def _render_overlay_png(
     runs: Sequence[ComparedSeries],
     keys: list[str],
     by_key: dict[str, list[tuple[int, MetricSeries]]],
+    single: dict[str, list[tuple[int, float]]],
     title: str,
     dashed_last: bool,
 ) -> bytes:
@@ -281,6 +285,9 @@ def _render_overlay_png(
                 linewidth=1.6,
                 linestyle="--" if dashed_last and run_index == last else "-",
             )
+        # A run with one value of this metric (a final score, not a curve) is a level to compare with.
+        for run_index, value in single.get(key, []):
+            axes.axhline(value, color=_run_colour(run_index), linewidth=1.4, linestyle="--")
         _style_axes(axes, _literal(key), show_x=index + columns >= len(keys))
     handles = [
         Line2D([], [], color=_run_colour(i), linestyle="--" if dashed_last and i == last else "-")

@@ -289,6 +289,32 @@ def test_overlay_skips_metrics_no_run_logged_over_several_steps() -> None:
     assert charts.render_overlay([]) == MetricChart(png=None)
 
 
+def test_overlay_draws_a_run_that_logged_the_metric_once_as_a_level() -> None:
+    curve = charts.ComparedSeries(
+        "candidate",
+        [MetricSeries(key="auc", steps=list(range(50)), values=[0.8 + i / 500 for i in range(50)])],
+    )
+    final_only = charts.ComparedSeries("baseline", [MetricSeries(key="auc", steps=[0], values=[0.87])])
+    nothing = charts.ComparedSeries("baseline", [])
+    with_level = charts.render_overlay([curve, final_only], dashed_last=True)
+    without = charts.render_overlay([curve, nothing], dashed_last=True)
+    assert with_level.png is not None and without.png is not None
+    assert with_level.panels == without.panels == [("auc",)]
+    baseline_colour = charts._run_colour(1)
+    assert _pixels_of(with_level.png, baseline_colour) > _pixels_of(without.png, baseline_colour) + 100
+
+
+def _pixels_of(png: bytes, colour: str) -> int:
+    """How many pixels are (nearly) this colour."""
+    from matplotlib.colors import to_rgb
+
+    target = [round(c * 255) for c in to_rgb(colour)]
+    image = _image(png).convert("RGB")
+    return sum(
+        1 for pixel in image.getdata() if all(abs(p - t) <= 30 for p, t in zip(pixel, target, strict=True))
+    )
+
+
 def test_final_bars_one_panel_per_metric_with_some_value() -> None:
     chart = charts.render_final_bars(
         ["A", "B", "C"],
