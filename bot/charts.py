@@ -158,16 +158,8 @@ def _render_png(panels: list[tuple[str, ...]], series_by_key: dict[str, MetricSe
             points = series_by_key[key]
             (line,) = axes.plot(points.steps, points.values, color=colour, linewidth=1.8)
             handles.append(line)
-        axes.set_title(_literal(_group_name(group)), fontsize=TITLE_FONT_SIZE, loc="left")
         # Only the lowest panel of each column names the x axis; the others would repeat it.
-        if index + columns >= len(panels):
-            axes.set_xlabel(X_LABEL, fontsize=FONT_SIZE)
-        axes.tick_params(labelsize=FONT_SIZE)
-        axes.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
-        axes.yaxis.set_major_locator(MaxNLocator(nbins=5))
-        axes.yaxis.get_offset_text().set_fontsize(FONT_SIZE)
-        axes.grid(True, color="#dddddd", linewidth=0.8)
-        axes.spines[["top", "right"]].set_visible(False)
+        _style_axes(axes, _literal(_group_name(group)), show_x=index + columns >= len(panels))
         if len(group) > 1:
             # Explicit labels: matplotlib would silently drop keys starting with "_" from a legend.
             axes.legend(handles, [_literal(key) for key in group], fontsize=LEGEND_FONT_SIZE, frameon=False)
