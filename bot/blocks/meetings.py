@@ -335,24 +335,31 @@ def format_age(since: datetime, now: datetime) -> str:
     return "under a minute"
 
 
+def request_order(summary: RunSummary) -> tuple[bool, datetime | None]:
+    """Sort key for pending reviews: oldest request first, unknown request times last."""
+    at = summary.review.requested_at if summary.review else None
+    return (at is None, at)
+
+
+def run_link(summary: RunSummary, limit: int = RUN_NAME_CHARS) -> str:
+    """The run's name linked to its MLflow page; bold, inert text when no UI address is known."""
+    name = truncate(summary.run_name or summary.run_id, limit)
+    return link(summary.run_url, name) if summary.run_url else f"*{escape(name)}*"
+
+
 def build_agenda(pending: list[tuple[RunSummary, list[str]]], now: datetime) -> SlackMessage:
     """Pending reviews, oldest request first, each with who it waits on; at most AGENDA_MAX_ITEMS."""
     if not pending:
         return SlackMessage(text=NO_PENDING, blocks=[_section(NO_PENDING).to_dict()])
 
-    def requested_at(item: tuple[RunSummary, list[str]]) -> tuple[bool, datetime]:
-        at = item[0].review.requested_at if item[0].review else None
-        return (at is None, at or now)  # unknown request times go last
-
-    ordered = sorted(pending, key=requested_at)
+    ordered = sorted(pending, key=lambda item: request_order(item[0]))
     blocks: list[Any] = [_section(AGENDA_HEADER.format(count=len(pending)))]
     for summary, waiting_on in ordered[:AGENDA_MAX_ITEMS]:
-        name = truncate(summary.run_name or summary.run_id, RUN_NAME_CHARS)
         at = summary.review.requested_at if summary.review else None
         blocks.append(
             _section(
                 AGENDA_LINE.format(
-                    run=link(summary.run_url, name) if summary.run_url else f"*{escape(name)}*",
+                    run=run_link(summary),
                     age=format_age(at, now) if at else AGENDA_AGE_UNKNOWN,
                     who=mentions(waiting_on) if waiting_on else AGENDA_ANY_REVIEWER,
                 )

@@ -22,7 +22,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.blocks import limits
-from bot.blocks.meetings import format_age, meeting_time, mention, mentions
+from bot.blocks.meetings import format_age, meeting_time, mention, mentions, request_order, run_link
 from bot.blocks.message import SlackMessage
 from bot.blocks.mrkdwn import escape, link, truncate
 from bot.ids import ActionId, NudgeBlockId
@@ -226,10 +226,10 @@ def _overdue_sections(scan: Scan, now: datetime) -> list[SectionBlock]:
     for user, reviews in scan.waiting_on.items():
         for summary in reviews:
             waiting.setdefault(summary.run_id, []).append(user)
-    ordered = sorted(scan.overdue, key=_requested_at)
+    ordered = sorted(scan.overdue, key=request_order)
     lines = [
         OVERDUE_LINE.format(
-            run=_summary_link(s),
+            run=run_link(s, NAME_CHARS),
             age=format_age(s.review.requested_at, now) if s.review and s.review.requested_at else "?",
             who=mentions(sorted(waiting[s.run_id])) if s.run_id in waiting else WAITING_ON_ANYONE,
         )
@@ -240,25 +240,15 @@ def _overdue_sections(scan: Scan, now: datetime) -> list[SectionBlock]:
     return [_section("\n".join(lines))]
 
 
-def _requested_at(summary: RunSummary) -> tuple[bool, datetime | None]:
-    at = summary.review.requested_at if summary.review else None
-    return (at is None, at)
-
-
-def _summary_link(summary: RunSummary) -> str:
-    name = truncate(summary.run_name or summary.run_id, NAME_CHARS)
-    return link(summary.run_url, name) if summary.run_url else f"*{escape(name)}*"
-
-
 def build_reviewer_dm(reviews: list[RunSummary], now: datetime) -> SlackMessage:
     """The reviews that wait on one reviewer, oldest first, each with its card."""
-    ordered = sorted(reviews, key=_requested_at)
+    ordered = sorted(reviews, key=request_order)
     lines = [DM_TITLE.format(n=len(ordered))]
     for summary in ordered[:DM_MAX_REVIEWS]:
         review = summary.review
         card = f" ({link(review.slack_permalink, 'card')})" if review and review.slack_permalink else ""
         age = format_age(review.requested_at, now) if review and review.requested_at else "?"
-        lines.append(DM_LINE.format(run=_summary_link(summary), age=age, card=card))
+        lines.append(DM_LINE.format(run=run_link(summary, NAME_CHARS), age=age, card=card))
     if len(ordered) > DM_MAX_REVIEWS:
         lines.append(MORE.format(n=len(ordered) - DM_MAX_REVIEWS))
     return SlackMessage(
