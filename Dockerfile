@@ -16,7 +16,7 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 RUN python -m venv /opt/venv
 WORKDIR /src
 # Only what the wheel is built from (README.md is the package's readme), so edits elsewhere keep the cache.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md app.py ./
 COPY bot/ bot/
 COPY handlers/ handlers/
 # A regular (non-editable) install builds the wheel and installs it with its dependencies into /opt/venv;

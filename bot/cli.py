@@ -1,4 +1,8 @@
-"""`review-bot`: serve (HTTP), socket (Socket Mode), preview, demo, gate, nudge, webhook register."""
+"""`review-bot`: serve (HTTP), socket (Socket Mode), preview, demo, gate, nudge, webhook register.
+
+The commands get the services and the Slack app from the composition root (`app.py`) as a `Wiring`,
+so this module never imports the Slack handlers.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,21 @@ import logging
 import re
 import sys
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from bot.config import MissingSettingError, Settings
+
+if TYPE_CHECKING:
+    from slack_bolt import App
+
+    from bot.mlflow import MlflowAccess
+    from bot.reviews.prepare import ReviewPreparer
+    from bot.services import Services
 
 log = logging.getLogger("review-bot")
 
@@ -19,6 +33,17 @@ EXIT_CONFIG = 2
 DEMO_DIR = Path("demo")
 PREVIEW_DIR = Path("preview")
 DEMO_KEY_METRICS = ("val_auc", "val_f1", "val_recall", "val_precision", "val_loss")
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """What the commands build, made by the composition root."""
+
+    build_services: Callable[[Settings], Services]
+    create_app: Callable[..., App]  # (settings, services, *, socket_mode=False)
+    create_mlflow: Callable[[Settings], MlflowAccess]
+    create_preparer: Callable[[Settings, MlflowAccess], ReviewPreparer]
+    create_webhook_app: Callable[[Services], Callable[..., Any]]
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -49,7 +74,7 @@ def _secrets(settings: Settings) -> list[str]:
     ]
 
 
-def cmd_serve(args: argparse.Namespace) -> None:
+def cmd_serve(args: argparse.Namespace, wiring: Wiring) -> None:
     from bot.logs import configure_logging
 
     settings = load_settings()
@@ -59,17 +84,15 @@ def cmd_serve(args: argparse.Namespace) -> None:
         _die(str(exc))
     configure_logging(settings.log_level, _secrets(settings))
 
-    from bot.app import build_services, create_app
     from bot.server import serve
     from bot.web import create_wsgi_app
-    from handlers.webhooks import create_webhook_app
 
-    services = build_services(settings)
-    app = create_app(settings, services)
+    services = wiring.build_services(settings)
+    app = wiring.create_app(settings, services)
     _warn_about_nudges(settings)
     log.info("serving on port %s (POST /slack/events, POST /mlflow/webhook, GET /healthz)", settings.port)
     serve(
-        create_wsgi_app(app, services.health, create_webhook_app(services.nudges)),
+        create_wsgi_app(app, services.health, wiring.create_webhook_app(services)),
         settings.port,
         settings.web_concurrency,
         settings.worker_threads,
@@ -87,7 +110,7 @@ def _warn_about_nudges(settings: Settings) -> None:
         log.warning("MLFLOW_WEBHOOK_SECRET is not set: POST /mlflow/webhook refuses every delivery")
 
 
-def cmd_socket(args: argparse.Namespace) -> None:
+def cmd_socket(args: argparse.Namespace, wiring: Wiring) -> None:
     from bot.logs import configure_logging
 
     settings = load_settings()
@@ -101,12 +124,10 @@ def cmd_socket(args: argparse.Namespace) -> None:
 
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-    from bot.app import build_services, create_app
     from bot.web import create_health_app
-    from handlers.webhooks import create_webhook_app
 
-    services = build_services(settings)
-    app = create_app(settings, services, socket_mode=True)
+    services = wiring.build_services(settings)
+    app = wiring.create_app(settings, services, socket_mode=True)
     _warn_about_nudges(settings)
 
     class QuietHandler(WSGIRequestHandler):
@@ -116,7 +137,7 @@ def cmd_socket(args: argparse.Namespace) -> None:
     health = make_server(
         "0.0.0.0",
         settings.port,
-        create_health_app(services.health, create_webhook_app(services.nudges)),
+        create_health_app(services.health, wiring.create_webhook_app(services)),
         handler_class=QuietHandler,
     )
     threading.Thread(target=health.serve_forever, name="healthz", daemon=True).start()
@@ -126,19 +147,18 @@ def cmd_socket(args: argparse.Namespace) -> None:
     SocketModeHandler(app, settings.slack_app_token.get_secret_value()).start()
 
 
-def cmd_preview(args: argparse.Namespace) -> None:
-    from bot.app import create_gateway, create_preparer
+def cmd_preview(args: argparse.Namespace, wiring: Wiring) -> None:
     from bot.commands import parse_ref
+    from bot.demo.preview import write_preview
     from bot.errors import ReviewBotError
     from bot.logs import configure_logging
-    from bot.preview import write_preview
 
     settings = load_settings(**({"mlflow_tracking_uri": args.tracking_uri} if args.tracking_uri else {}))
     configure_logging(settings.log_level, _secrets(settings))
     try:
         ref = parse_ref(args.run)
         baseline = parse_ref(args.baseline) if args.baseline else None
-        preparer = create_preparer(settings, create_gateway(settings))
+        preparer = wiring.create_preparer(settings, wiring.create_mlflow(settings))
         result = write_preview(preparer, ref, Path(args.out), baseline=baseline)
     except ReviewBotError as exc:
         print(f"review-bot: {exc.user_message()}", file=sys.stderr)
@@ -150,12 +170,11 @@ def cmd_preview(args: argparse.Namespace) -> None:
         print(f"  image:  {image}")
 
 
-def cmd_demo(args: argparse.Namespace) -> None:
-    from bot.app import create_gateway, create_preparer
+def cmd_demo(args: argparse.Namespace, wiring: Wiring) -> None:
     from bot.commands import parse_ref
-    from bot.demo import CHAMPION_ALIAS, build_demo_store
+    from bot.demo.preview import write_nudge_preview, write_preview
+    from bot.demo.store import CHAMPION_ALIAS, build_demo_store
     from bot.logs import configure_logging
-    from bot.preview import write_nudge_preview, write_preview
 
     configure_logging("WARNING", [])
     out_dir = Path(args.dir).resolve()
@@ -166,7 +185,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
     settings = load_settings(mlflow_tracking_uri=tracking_uri, mlflow_ui_url=args.ui_url)
     if not settings.review_key_metrics:  # what a team would put first for this classifier
         settings = settings.model_copy(update={"review_key_metrics": list(DEMO_KEY_METRICS)})
-    preparer = create_preparer(settings, create_gateway(settings))
+    mlflow = wiring.create_mlflow(settings)
+    preparer = wiring.create_preparer(settings, mlflow)
     result = write_preview(preparer, parse_ref(store.review_run_id), Path(args.out))
     print(f"Preview of the review of run {store.review_run_id} written to {result.out}/:")
     print(f"  {result.card}     the review card (a chat.postMessage payload)")
@@ -174,7 +194,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     for image in result.images:
         print(f"  {image}")
     nudge = write_nudge_preview(
-        preparer.gateway,
+        mlflow.registry,
         store.model_name,
         store.champion_version,
         settings.deployment_aliases,
@@ -189,19 +209,18 @@ def cmd_demo(args: argparse.Namespace) -> None:
     )
 
 
-def cmd_gate(args: argparse.Namespace) -> None:
+def cmd_gate(args: argparse.Namespace, wiring: Wiring) -> None:
     """A deployment gate: 0 approved, 1 not (with the reason), 2 could not tell."""
-    from bot.app import create_gateway
     from bot.commands import parse_ref
     from bot.errors import ReviewBotError
-    from bot.gate import gate_verdict
+    from bot.votes.gate import gate_verdict
 
     settings = load_settings(**({"mlflow_tracking_uri": args.tracking_uri} if args.tracking_uri else {}))
     logging.basicConfig(level=logging.ERROR)
     try:
-        gateway = create_gateway(settings)
-        run_id = gateway.resolve(parse_ref(args.ref))
-        verdict = gate_verdict(run_id, gateway.review_of(run_id))
+        mlflow = wiring.create_mlflow(settings)
+        run_id = mlflow.runs.resolve(parse_ref(args.ref))
+        verdict = gate_verdict(run_id, mlflow.records.review_of(run_id))
     except ReviewBotError as exc:
         print(f"review-bot gate: {_plain(exc.user_message())}", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None
@@ -209,12 +228,11 @@ def cmd_gate(args: argparse.Namespace) -> None:
     raise SystemExit(0 if verdict.approved else 1)
 
 
-def cmd_nudge(args: argparse.Namespace) -> None:
+def cmd_nudge(args: argparse.Namespace, wiring: Wiring) -> None:
     """The digest's scan, now: printed, and posted unless --dry-run (for teams with their own cron)."""
     from datetime import UTC, datetime
 
-    from bot.app import build_services
-    from bot.blocks.nudges import build_digest, build_reviewer_dm
+    from bot.nudges.blocks import build_digest, build_reviewer_dm
 
     settings = load_settings(**({"mlflow_tracking_uri": args.tracking_uri} if args.tracking_uri else {}))
     if not args.once:
@@ -223,7 +241,7 @@ def cmd_nudge(args: argparse.Namespace) -> None:
     if posting and (settings.slack_bot_token is None or not settings.review_channel):
         _die("nudge: SLACK_BOT_TOKEN and REVIEW_CHANNEL are needed to post; add --dry-run to only print")
     logging.basicConfig(level=logging.ERROR)
-    nudges = build_services(settings).nudges  # its scheduler is never started: this is a one-off
+    nudges = wiring.build_services(settings).nudges  # its scheduler is never started: this is a one-off
     now = datetime.now(tz=UTC)
     scan = nudges.scan(now)
     digest = build_digest(scan, now, settings.pending_max_age_days)
@@ -238,18 +256,17 @@ def cmd_nudge(args: argparse.Namespace) -> None:
     raise SystemExit(1 if scan.registry_error or scan.unchecked else 0)
 
 
-def cmd_webhook(args: argparse.Namespace) -> None:
+def cmd_webhook(args: argparse.Namespace, wiring: Wiring) -> None:
     """Create or update the MLflow webhook that tells the bot when an alias lands on a version."""
-    from bot.app import create_gateway
     from bot.errors import ReviewBotError
-    from bot.nudges import WEBHOOK_EVENTS
+    from bot.nudges.rules import WEBHOOK_EVENTS
 
     settings = load_settings(**({"mlflow_tracking_uri": args.tracking_uri} if args.tracking_uri else {}))
     if settings.mlflow_webhook_secret is None:
         _die("MLFLOW_WEBHOOK_SECRET is not set: the same secret must be given to MLflow and to the bot")
     logging.basicConfig(level=logging.ERROR)
     try:
-        webhook_id, created = create_gateway(settings).register_webhook(
+        webhook_id, created = wiring.create_mlflow(settings).registry.register_webhook(
             args.name, args.url, WEBHOOK_EVENTS, settings.mlflow_webhook_secret.get_secret_value()
         )
     except ReviewBotError as exc:
@@ -330,10 +347,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None, wiring: Wiring) -> None:
     args = build_parser().parse_args(argv)
-    args.func(args)
-
-
-if __name__ == "__main__":
-    main()
+    args.func(args, wiring)

@@ -7,11 +7,11 @@ import shlex
 from dataclasses import dataclass
 from urllib.parse import unquote, urlparse
 
-from bot.blocks.mrkdwn import escape, truncate
-from bot.comparison import MAX_COMPARED, MIN_COMPARED
+from bot.compare.rules import MAX_COMPARED, MIN_COMPARED
 from bot.errors import BadReference
 from bot.ids import COMMAND
 from bot.models import RefKind, RunRef
+from bot.slack.mrkdwn import escape, truncate
 
 SHOWN_INPUT_CHARS = 120
 RUN_ID_RE = re.compile(r"^[0-9a-f]{32}$")

@@ -11,7 +11,7 @@ from apscheduler.triggers.cron import CronTrigger
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from bot.comparison import parse_metric_directions, parse_metric_goal
+from bot.compare.rules import parse_metric_directions, parse_metric_goal
 from bot.models import Direction, MetricGoal
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"

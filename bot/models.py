@@ -136,7 +136,7 @@ class MetricGoal(_Frozen):
 
 
 class BaselineReason(StrEnum):
-    """Why a run is the baseline, in the order they are tried (bot.comparison.choose_baseline)."""
+    """Why a run is the baseline, in the order they are tried (bot.compare.rules.choose_baseline)."""
 
     REQUESTED = "requested"  # /review <run> --baseline <run>
     DEPLOYED = "deployed"  # the version under a deployment alias of the model this run produced

@@ -1,21 +1,18 @@
-"""Thin Slack listeners: ack, parse, call bot/, post what a builder returns."""
+"""Thin Slack listeners: module-level functions that ack, read what the middleware parsed, call a
+service of bot/, and post what a builder returns. Only the composition root (app.py) imports this."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from slack_bolt import App
 
+from bot.services import Services
 from handlers import actions, commands, events, middleware, nudges, views
-
-if TYPE_CHECKING:
-    from bot.app import Services
 
 
 def register_all(app: App, services: Services) -> None:
     middleware.register(app, services)
-    commands.register(app, services)
-    actions.register(app, services)
-    nudges.register(app, services)
-    events.register(app, services)
-    views.register(app, services)
+    commands.register(app)
+    actions.register(app)
+    nudges.register(app)
+    events.register(app)
+    views.register(app)

@@ -1,91 +1,94 @@
-"""Buttons on the review card: acknowledged at once, the vote recorded in the background."""
+"""Buttons on the review card and its thread: acknowledged at once, the work done lazily."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import App, BoltContext, Respond
 from slack_sdk import WebClient
 
-from bot.blocks.card import HEADER_PREFIX
-from bot.blocks.meetings import build_schedule_modal
 from bot.errors import ReviewBotError
-from bot.ids import ActionId
-from bot.meetings import DEFAULT_DURATION_MIN
+from bot.ids import ActionId, BlockId
+from bot.meetings.blocks import build_schedule_modal
 from bot.models import RefKind, RunRef, Via, VoteKind
+from bot.reviews.card import HEADER_PREFIX
+from bot.slack.values import RunValue
+from bot.tags import DEFAULT_DURATION_MIN
+from handlers.context import acknowledge, channel_of, ephemeral, services_of, subject_of
 
-if TYPE_CHECKING:
-    from bot.app import Services
 
-VOTE_ACTIONS = {ActionId.APPROVE: VoteKind.APPROVE, ActionId.REQUEST_CHANGES: VoteKind.REQUEST_CHANGES}
+def _run_subject(context: BoltContext) -> RunValue:
+    subject = subject_of(context)
+    return subject if isinstance(subject, RunValue) else RunValue()
 
 
-def register(app: App, services: Services) -> None:
-    def acknowledge(ack: Ack) -> None:
-        ack()
+def _vote(kind: VoteKind, body: dict[str, Any], context: BoltContext, respond: Respond) -> None:
+    services_of(context).votes.vote(
+        channel=channel_of(body),
+        ts=body["container"]["message_ts"],
+        user=body["user"]["id"],
+        kind=kind,
+        via=Via.BUTTON,
+        notify=ephemeral(respond),
+    )
 
-    def vote_listener(kind: VoteKind) -> Callable[..., None]:
-        # A factory, not a default argument: bolt injects every parameter a listener declares.
-        def vote(body: dict[str, Any], respond: Respond) -> None:
-            container = body.get("container") or {}
-            services.votes.vote(
-                channel=container.get("channel_id") or body["channel"]["id"],
-                ts=container["message_ts"],
-                user=body["user"]["id"],
-                kind=kind,
-                via=Via.BUTTON,
-                notify=lambda text: respond(text=text, response_type="ephemeral", replace_original=False),
-            )
 
-        return vote
+def approve(body: dict[str, Any], context: BoltContext, respond: Respond) -> None:
+    _vote(VoteKind.APPROVE, body, context, respond)
 
-    for action_id, kind in VOTE_ACTIONS.items():
-        app.action(action_id.value)(ack=acknowledge, lazy=[vote_listener(kind)])
 
-    def open_schedule_modal(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        # views.open must use the trigger within 3 seconds: open it here, from what the click carries.
-        run = json.loads((body.get("actions") or [{}])[0].get("value") or "{}")
-        header = ((body.get("message") or {}).get("blocks") or [{}])[0].get("text", {}).get("text", "")
-        client.views_open(
-            trigger_id=body["trigger_id"],
-            view=build_schedule_modal(
-                run.get("run_id", ""),
-                header.removeprefix(HEADER_PREFIX),
-                sorted(services.votes.policy().reviewers or []),
-                None,
-                DEFAULT_DURATION_MIN,
-            ),
-        )
-        ack()
+def request_changes(body: dict[str, Any], context: BoltContext, respond: Respond) -> None:
+    _vote(VoteKind.REQUEST_CHANGES, body, context, respond)
 
-    def cancel_meeting(body: dict[str, Any], respond: Respond) -> None:
-        run_id = json.loads((body.get("actions") or [{}])[0].get("value") or "{}").get("run_id", "")
-        try:
-            services.meetings.cancel(run_id, by=body["user"]["id"])
-        except ReviewBotError as exc:
-            respond(text=exc.user_message(), response_type="ephemeral", replace_original=False)
 
-    app.action(ActionId.SCHEDULE.value)(open_schedule_modal)
+def card_title(subject: RunValue, message: dict[str, Any]) -> str:
+    """The run's name for the modal: carried by the button; cards posted before it was are read from
+    their header block."""
+    if subject.run_name:
+        return subject.run_name
+    header = next((b for b in message.get("blocks") or [] if b.get("block_id") == BlockId.HEADER), {})
+    return str((header.get("text") or {}).get("text", "")).removeprefix(HEADER_PREFIX)
+
+
+def open_schedule_modal(body: dict[str, Any], context: BoltContext, client: WebClient) -> None:
+    """Lazy, right after the ack: views.open must use the click's trigger within 3 seconds."""
+    subject = _run_subject(context)
+    client.views_open(
+        trigger_id=body["trigger_id"],
+        view=build_schedule_modal(
+            subject.run_id,
+            card_title(subject, body.get("message") or {}),
+            sorted(services_of(context).votes.policy().reviewers or []),
+            None,
+            DEFAULT_DURATION_MIN,
+        ),
+    )
+
+
+def cancel_meeting(body: dict[str, Any], context: BoltContext, respond: Respond) -> None:
+    try:
+        services_of(context).meetings.cancel(_run_subject(context).run_id, by=body["user"]["id"])
+    except ReviewBotError as exc:
+        ephemeral(respond)(exc.user_message())
+
+
+def review_from_leaderboard(body: dict[str, Any], context: BoltContext, respond: Respond) -> None:
+    """A leaderboard row's Review button: the same publish path as `/review <run>`."""
+    run_id = _run_subject(context).run_id
+    if not run_id:
+        return
+    services_of(context).publisher.publish(
+        RunRef(kind=RefKind.RUN, raw=run_id, run_id=run_id),
+        requested_by=body["user"]["id"],
+        origin_channel=channel_of(body),
+        notify=ephemeral(respond),
+    )
+
+
+def register(app: App) -> None:
+    app.action(ActionId.APPROVE.value)(ack=acknowledge, lazy=[approve])
+    app.action(ActionId.REQUEST_CHANGES.value)(ack=acknowledge, lazy=[request_changes])
+    app.action(ActionId.SCHEDULE.value)(ack=acknowledge, lazy=[open_schedule_modal])
     app.action(ActionId.CANCEL_MEETING.value)(ack=acknowledge, lazy=[cancel_meeting])
-
-    def review_from_leaderboard(body: dict[str, Any], respond: Respond) -> None:
-        """A leaderboard row's Review button: the same publish path as `/review <run>`."""
-        run_id = json.loads((body.get("actions") or [{}])[0].get("value") or "{}").get("run_id", "")
-        if not run_id:
-            return
-        container = body.get("container") or {}
-        services.publisher.publish(
-            RunRef(kind=RefKind.RUN, raw=run_id, run_id=run_id),
-            requested_by=body["user"]["id"],
-            origin_channel=container.get("channel_id") or body["channel"]["id"],
-            notify=lambda text: respond(text=text, response_type="ephemeral", replace_original=False),
-        )
-
     app.action(ActionId.LEADERBOARD_REVIEW.value)(ack=acknowledge, lazy=[review_from_leaderboard])
-
-    def open_in_mlflow(ack: Ack) -> None:
-        ack()  # a link button: Slack opens the URL, we only acknowledge
-
-    app.action(ActionId.OPEN_MLFLOW.value)(open_in_mlflow)
+    app.action(ActionId.OPEN_MLFLOW.value)(acknowledge)  # a link button: Slack opens the URL

@@ -1,15 +1,18 @@
-"""`/review`: ack within Slack's 3 seconds saying what happens next, then do it lazily."""
+"""`/review`: parsed once in the ack, which says within Slack's 3 seconds what happens next; the
+work runs lazily. One table maps each kind of command to its ack text and its work."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import Ack, App, BoltContext, Respond
 
-from bot.blocks.replies import ACK_AGENDA, ACK_COMPARING, ACK_LEADERBOARD, ACK_SCHEDULING, build_ack_text
 from bot.commands import (
     USAGE,
     AgendaCommand,
+    Command,
     CompareCommand,
     HelpCommand,
     LeaderboardCommand,
@@ -18,74 +21,102 @@ from bot.commands import (
     parse_command,
 )
 from bot.errors import BadReference, ReviewBotError
-
-if TYPE_CHECKING:
-    from bot.app import Services
-
 from bot.ids import COMMAND
+from bot.reviews.replies import ACK_AGENDA, ACK_COMPARING, ACK_LEADERBOARD, ACK_SCHEDULING, build_ack_text
+from bot.services import Services
+from bot.slack.outbox import Notify
+from handlers.context import PARSED_COMMAND, ephemeral, services_of
 
 
-def register(app: App, services: Services) -> None:
-    publisher, meetings, comparisons = services.publisher, services.meetings, services.comparisons
+@dataclass(frozen=True)
+class Asked:
+    """One `/review` as the lazy work sees it."""
 
-    def acknowledge_review(ack: Ack, command: dict[str, Any]) -> None:
-        try:
-            parsed = parse_command(command.get("text", ""))
-        except BadReference as exc:
-            ack(text=exc.user_message(), response_type="ephemeral")
-            return
-        if isinstance(parsed, HelpCommand):
-            text = USAGE
-        elif isinstance(parsed, ScheduleCommand):
-            text = ACK_SCHEDULING
-        elif isinstance(parsed, AgendaCommand):
-            text = ACK_AGENDA
-        elif isinstance(parsed, CompareCommand):
-            text = ACK_COMPARING.format(n=len(parsed.refs))
-        elif isinstance(parsed, LeaderboardCommand):
-            text = ACK_LEADERBOARD
-        else:
-            text = build_ack_text(parsed.ref, publisher.target_channel(command["channel_id"]))
-        ack(text=text, response_type="ephemeral")
+    services: Services
+    user: str
+    channel: str  # where it was typed
+    notify: Notify
+    respond: Respond
 
-    def run_review_command(command: dict[str, Any], respond: Respond) -> None:
-        try:
-            parsed = parse_command(command.get("text", ""))
-        except BadReference:
-            return  # already explained in the ack
-        user = command["user_id"]
 
-        def tell(text: str) -> None:
-            respond(text=text, response_type="ephemeral", replace_original=False)
+@dataclass(frozen=True)
+class Route:
+    ack_text: Callable[[Any, Services, str], str]  # (command, services, channel) -> the ack
+    work: Callable[[Any, Asked], None] | None  # None: the ack said it all
 
-        if isinstance(parsed, ReviewCommand):
-            publisher.publish(
-                parsed.ref,
-                requested_by=user,
-                origin_channel=command["channel_id"],
-                notify=tell,
-                baseline=parsed.baseline,
-            )
-            return
-        if isinstance(parsed, CompareCommand):
-            comparisons.publish_comparison(parsed, command["channel_id"], notify=tell)
-            return
-        if isinstance(parsed, LeaderboardCommand):
-            comparisons.publish_leaderboard(parsed, command["channel_id"], notify=tell)
-            return
-        try:
-            if isinstance(parsed, ScheduleCommand):
-                tell(meetings.schedule_from_text(parsed.ref, parsed.when, user))
-            elif isinstance(parsed, AgendaCommand) and parsed.when:
-                tell(
-                    meetings.schedule_agenda(
-                        parsed.when, user, publisher.target_channel(command["channel_id"])
-                    )
-                )
-            elif isinstance(parsed, AgendaCommand):
-                agenda = meetings.agenda(publisher.target_channel(command["channel_id"]))
-                respond(response_type="ephemeral", replace_original=False, **agenda.as_kwargs())
-        except ReviewBotError as exc:
-            tell(exc.user_message())
 
+def _review(parsed: ReviewCommand, asked: Asked) -> None:
+    asked.services.publisher.publish(
+        parsed.ref,
+        requested_by=asked.user,
+        origin_channel=asked.channel,
+        notify=asked.notify,
+        baseline=parsed.baseline,
+    )
+
+
+def _compare(parsed: CompareCommand, asked: Asked) -> None:
+    asked.services.comparisons.publish_comparison(parsed, asked.channel, notify=asked.notify)
+
+
+def _leaderboard(parsed: LeaderboardCommand, asked: Asked) -> None:
+    asked.services.comparisons.publish_leaderboard(parsed, asked.channel, notify=asked.notify)
+
+
+def _schedule(parsed: ScheduleCommand, asked: Asked) -> None:
+    asked.notify(asked.services.meetings.schedule_from_text(parsed.ref, parsed.when, asked.user))
+
+
+def _agenda(parsed: AgendaCommand, asked: Asked) -> None:
+    services = asked.services
+    channel = services.publisher.target_channel(asked.channel)
+    if parsed.when:
+        asked.notify(services.meetings.schedule_agenda(parsed.when, asked.user, channel))
+    else:
+        agenda = services.meetings.agenda(channel)
+        asked.respond(response_type="ephemeral", replace_original=False, **agenda.as_kwargs())
+
+
+ROUTES: dict[type, Route] = {
+    HelpCommand: Route(lambda parsed, services, channel: USAGE, None),
+    ReviewCommand: Route(
+        lambda parsed, services, channel: build_ack_text(
+            parsed.ref, services.publisher.target_channel(channel)
+        ),
+        _review,
+    ),
+    CompareCommand: Route(
+        lambda parsed, services, channel: ACK_COMPARING.format(n=len(parsed.refs)), _compare
+    ),
+    LeaderboardCommand: Route(lambda parsed, services, channel: ACK_LEADERBOARD, _leaderboard),
+    ScheduleCommand: Route(lambda parsed, services, channel: ACK_SCHEDULING, _schedule),
+    AgendaCommand: Route(lambda parsed, services, channel: ACK_AGENDA, _agenda),
+}
+
+
+def acknowledge_review(ack: Ack, command: dict[str, Any], context: BoltContext) -> None:
+    try:
+        parsed: Command = parse_command(command.get("text", ""))
+    except BadReference as exc:
+        ack(text=exc.user_message(), response_type="ephemeral")
+        return
+    context[PARSED_COMMAND] = parsed
+    text = ROUTES[type(parsed)].ack_text(parsed, services_of(context), command["channel_id"])
+    ack(text=text, response_type="ephemeral")
+
+
+def run_review_command(command: dict[str, Any], context: BoltContext, respond: Respond) -> None:
+    parsed = context.get(PARSED_COMMAND)
+    work = ROUTES[type(parsed)].work if parsed is not None else None
+    if work is None:
+        return  # refused or answered in the ack
+    notify = ephemeral(respond)
+    asked = Asked(services_of(context), command["user_id"], command["channel_id"], notify, respond)
+    try:
+        work(parsed, asked)
+    except ReviewBotError as exc:
+        notify(exc.user_message())
+
+
+def register(app: App) -> None:
     app.command(COMMAND)(ack=acknowledge_review, lazy=[run_review_command])

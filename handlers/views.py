@@ -3,52 +3,51 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 
-from bot.blocks.meetings import build_field_errors, parse_schedule_submission
 from bot.errors import ReviewBotError
 from bot.ids import CallbackId
-from bot.meetings import BadWhen, ensure_future
+from bot.meetings.blocks import build_field_errors, parse_schedule_submission
+from bot.meetings.rules import BadWhen, ensure_future
+from handlers.context import services_of
 
-if TYPE_CHECKING:
-    from bot.app import Services
+PICK_A_TIME = ":warning: Pick a date and a time."
 
 
-def register(app: App, services: Services) -> None:
-    meetings = services.meetings
-
-    def check_schedule(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        _, when, _, _, _ = parse_schedule_submission(view)
-        user = body["user"]["id"]
-        try:
-            if when is None:
-                raise BadWhen(":warning: Pick a date and a time.")
-            ensure_future(
-                datetime.fromtimestamp(when, tz=UTC), meetings.user_timezone(user), datetime.now(tz=UTC)
-            )
-        except BadWhen as exc:
-            ack(**build_field_errors(exc.user_message()))
-            return
-        ack()
-
-    def schedule(body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
-        run_id, when, duration, invitees, agenda = parse_schedule_submission(view)
-        user = body["user"]["id"]
+def check_schedule(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
+    _, when, _, _, _ = parse_schedule_submission(view)
+    user = body["user"]["id"]
+    try:
         if when is None:
-            return  # refused in the ack
-        try:
-            meetings.schedule(
-                run_id,
-                datetime.fromtimestamp(when, tz=UTC),
-                duration_min=duration,
-                invitees=invitees,
-                agenda=agenda,
-                by=user,
-            )
-        except ReviewBotError as exc:  # the modal is closed by now: tell the person by DM
-            client.chat_postMessage(channel=user, text=exc.user_message())
+            raise BadWhen(PICK_A_TIME)
+        tz = services_of(context).meetings.user_timezone(user)
+        ensure_future(datetime.fromtimestamp(when, tz=UTC), tz, datetime.now(tz=UTC))
+    except BadWhen as exc:
+        ack(**build_field_errors(exc.user_message()))
+        return
+    ack()
 
+
+def schedule(body: dict[str, Any], view: dict[str, Any], context: BoltContext, client: WebClient) -> None:
+    run_id, when, duration, invitees, agenda = parse_schedule_submission(view)
+    user = body["user"]["id"]
+    if when is None:
+        return  # refused in the ack
+    try:
+        services_of(context).meetings.schedule(
+            run_id,
+            datetime.fromtimestamp(when, tz=UTC),
+            duration_min=duration,
+            invitees=invitees,
+            agenda=agenda,
+            by=user,
+        )
+    except ReviewBotError as exc:  # the modal is closed by now: tell the person by DM
+        client.chat_postMessage(channel=user, text=exc.user_message())
+
+
+def register(app: App) -> None:
     app.view(CallbackId.SCHEDULE_MEETING.value)(ack=check_schedule, lazy=[schedule])

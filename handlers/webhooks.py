@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from bot.nudge_service import NudgeService
+from bot.nudges.service import NudgeService
 
 log = logging.getLogger(__name__)
 

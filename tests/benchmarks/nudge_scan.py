@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlparse
 
-from bot.mlflow_gateway import MlflowGateway
-from bot.nudge_service import NudgeService
-from bot.nudges import Scan
+from bot.mlflow import connect
+from bot.nudges.rules import Scan
+from bot.nudges.service import NudgeService
 from bot.store import MemoryStore
 from tests.benchmarks.stack import Stack
 from tests.slow_proxy import SlowProxy
@@ -63,8 +63,11 @@ def build_registry(stack: Stack, models: int, versions: int) -> tuple[float, int
 
 
 def _scanner(tracking_uri: str) -> NudgeService:
+    mlflow = connect(tracking_uri, tracking_uri)
     return NudgeService(
-        MlflowGateway(tracking_uri, tracking_uri),
+        mlflow.registry,
+        mlflow.runs,
+        mlflow.records,
         MemoryStore(),
         None,  # type: ignore[arg-type]  # a scan talks to MLflow only
         None,  # type: ignore[arg-type]

@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 
-from bot.blocks.baseline import BASELINE_FIELD, NO_BASELINE_NO_PRIMARY
-from bot.blocks.comparison import DELTAS_TEXT, REVIEW_BUTTON
 from bot.commands import COMPARE_COUNT
-from bot.comparison import BASELINE_TAG
+from bot.compare.baseline_line import BASELINE_FIELD, NO_BASELINE_NO_PRIMARY
+from bot.compare.blocks import DELTAS_TEXT
+from bot.compare.leaderboard import REVIEW_BUTTON
 from bot.ids import ActionId
+from bot.tags import BASELINE as BASELINE_TAG
 from tests import support
 from tests.scenarios.helpers import blocks_text, cards_for, response_texts, uploads_in_thread
 

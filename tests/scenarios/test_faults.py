@@ -8,8 +8,8 @@ import time
 import pytest
 import requests
 
-from bot.blocks.replies import ACK_DUPLICATE
 from bot.ids import COMMAND
+from bot.reviews.replies import ACK_DUPLICATE
 from bot.store import SINGLE_REPLICA_WARNING
 from tests import support
 from tests.scenarios.helpers import cards_for, posts_mentioning, response_texts

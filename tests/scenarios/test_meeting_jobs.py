@@ -16,10 +16,11 @@ import redis
 import time_machine
 from slack_sdk import WebClient
 
-from bot.meeting_service import MeetingService
-from bot.mlflow_gateway import MlflowGateway
-from bot.people import People
+from bot.meetings.service import MeetingService
+from bot.mlflow import connect
 from bot.scheduler import LeaderScheduler
+from bot.slack.outbox import Outbox
+from bot.slack.people import People
 from bot.store import RedisStore
 from tests import support
 from tests.scenarios.helpers import post_card
@@ -39,10 +40,12 @@ def replicas(mlflow_server: str, redis_url: str, slack) -> Iterator[callable]:
             "meetings", redis_url=redis_url, misfire_grace_seconds=GRACE * 60, lock_ttl_seconds=3,
             namespace=namespace,
         )  # fmt: skip
+        mlflow = connect(mlflow_server, mlflow_server)
         service = MeetingService(
-            MlflowGateway(mlflow_server, mlflow_server),
+            mlflow.runs,
+            mlflow.records,
             store,
-            client,
+            Outbox(client),
             People(store, client),
             scheduler,
             reminder_lead_minutes=LEAD,
@@ -165,15 +168,14 @@ def test_mlflow_down_when_a_reminder_falls_due_is_retried_until_it_goes_out(
         service = replicas()
         eventually(lambda: service.scheduler.is_leader)
         schedule(service, run_id, T0 + timedelta(hours=1))
-        working = service.gateway
-        service.gateway = MlflowGateway(
-            f"http://127.0.0.1:{support.free_port()}", timeout_seconds=1, retries=0
-        )
+        working = service.runs, service.records
+        down = connect(f"http://127.0.0.1:{support.free_port()}", timeout_seconds=1, retries=0)
+        service.runs, service.records = down.runs, down.records
         clock.shift(timedelta(minutes=45, seconds=1))
         tick(service)
         eventually(lambda: service.scheduler.scheduled("retry-reminder", run_id))  # failed: tried again later
         assert texts(slack, card, "starts in") == []
-        service.gateway = working  # MLflow is back
+        service.runs, service.records = working  # MLflow is back
         clock.shift(timedelta(minutes=1, seconds=1))
         tick(service)
         eventually(lambda: texts(slack, card, "starts in"))

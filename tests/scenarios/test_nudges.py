@@ -21,11 +21,13 @@ import time_machine
 from slack_sdk import WebClient
 
 from bot.ids import ActionId
-from bot.mlflow_gateway import MlflowGateway
-from bot.nudge_service import NudgeService
-from bot.nudges import SNOOZED_UNTIL_TAG, sign_webhook
+from bot.mlflow import connect
+from bot.nudges.rules import sign_webhook
+from bot.nudges.service import NudgeService
 from bot.scheduler import LeaderScheduler
+from bot.slack.outbox import Outbox
 from bot.store import RedisStore
+from bot.tags import SNOOZED_UNTIL as SNOOZED_UNTIL_TAG
 from tests import support
 from tests.scenarios.helpers import cards_for, response_texts, responses_to
 from tests.slow_proxy import SlowProxy
@@ -327,10 +329,13 @@ def digest_replicas(mlflow_server: str, redis_url: str, slack) -> Iterator[calla
         scheduler = LeaderScheduler(
             "nudges", redis_url=redis_url, misfire_grace_seconds=1800, lock_ttl_seconds=3, namespace=namespace
         )
+        mlflow = connect(mlflow_server, mlflow_server)
         service = NudgeService(
-            MlflowGateway(mlflow_server, mlflow_server),
+            mlflow.registry,
+            mlflow.runs,
+            mlflow.records,
             store,
-            client,
+            Outbox(client),
             None,  # type: ignore[arg-type]  # the digest never posts a card
             channel=support.REVIEW_CHANNEL,
             deployment_aliases=[DIGEST_ALIAS],

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from bot.blocks.replies import ACK_DUPLICATE
 from bot.commands import USAGE
 from bot.ids import ActionId, MetadataEvent
+from bot.reviews.replies import ACK_DUPLICATE
 from tests import support
 from tests.scenarios.helpers import (
     action_ids,

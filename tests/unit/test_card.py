@@ -1,4 +1,4 @@
-"""Unit tests for bot.blocks.card: the review card, compared by value, and Slack's limits on huge runs."""
+"""Unit tests for bot.reviews.card: the review card, compared by value, and Slack's limits on huge runs."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from bot.blocks import limits
-from bot.blocks.card import (
+from bot.ids import ActionId, BlockId, MetadataEvent
+from bot.models import DatasetInput, ModelVersionRef, RunSummary
+from bot.reviews.card import (
     APPROVE_LABEL,
     CARD_METRICS,
     CARD_PARAMS,
@@ -26,14 +27,15 @@ from bot.blocks.card import (
     ordered_metrics,
     plan_card,
 )
-from bot.ids import ActionId, BlockId, MetadataEvent
-from bot.models import DatasetInput, ModelVersionRef, RunSummary
+from bot.slack import limits
 
 RUN_ID = "0123456789abcdef0123456789abcdef"
 RUN_URL = f"http://mlflow:5000/#/experiments/7/runs/{RUN_ID}"
 EXPERIMENT_URL = "http://mlflow:5000/#/experiments/7"
 START = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
-VALUE = json.dumps({"run_id": RUN_ID, "experiment_id": "7"}, separators=(",", ":"))
+VALUE = json.dumps(
+    {"run_id": RUN_ID, "experiment_id": "7", "run_name": "fraud-clf-v2"}, separators=(",", ":")
+)
 HOSTILE = "<!channel> <@U999> <https://evil.example|click>"
 
 

@@ -1,4 +1,4 @@
-"""Unit tests for bot.comparison: direction rules, deltas and their formatting, param diffs, the
+"""Unit tests for bot.compare.rules: direction rules, deltas and their formatting, param diffs, the
 baseline policy and its tag."""
 
 from __future__ import annotations
@@ -8,11 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.comparison import (
-    BASELINE_TAG,
+from bot.compare.rules import (
     Verdict,
-    baseline_from_tags,
-    baseline_tags,
     best_first,
     choose_baseline,
     deployed_alias,
@@ -26,6 +23,8 @@ from bot.comparison import (
     shared_metrics,
 )
 from bot.models import Baseline, BaselineReason, Direction, MetricGoal
+from bot.tags import BASELINE as BASELINE_TAG
+from bot.tags import baseline_from_tags, baseline_tags
 
 RUN = "0123456789abcdef0123456789abcdef"
 OTHER = "fedcba9876543210fedcba9876543210"

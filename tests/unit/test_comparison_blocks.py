@@ -1,4 +1,4 @@
-"""Unit tests for bot.blocks.comparison and bot.blocks.baseline: the card's baseline, the deltas in the
+"""Unit tests for bot.compare.blocks and bot.compare.baseline_line: the card's baseline, the deltas in the
 thread, /review compare and /review leaderboard, compared by value and held to Slack's limits."""
 
 from __future__ import annotations
@@ -10,24 +10,23 @@ from typing import Any
 
 import pytest
 
-from bot.blocks import limits
-from bot.blocks.baseline import BASELINE_FIELD, NO_BASELINE, NO_BASELINE_NO_PRIMARY, build_baseline_line
-from bot.blocks.card import build_review_card
-from bot.blocks.comparison import (
+from bot.compare.baseline_line import BASELINE_FIELD, NO_BASELINE, NO_BASELINE_NO_PRIMARY, build_baseline_line
+from bot.compare.blocks import (
     DELTAS_TEXT,
     DIFFERENT_EXPERIMENTS,
     NO_PARAMS_DIFFER,
-    REVIEW_BUTTON,
     TABLE_IN_THREAD,
     build_baseline_comparison,
     build_comparison,
-    build_leaderboard,
     comparison_table,
     text_table,
 )
-from bot.blocks.message import SlackMessage
+from bot.compare.leaderboard import REVIEW_BUTTON, build_leaderboard
 from bot.ids import ActionId
 from bot.models import Baseline, BaselineReason, Direction, RunSummary
+from bot.reviews.card import build_review_card
+from bot.slack import limits
+from bot.slack.message import SlackMessage
 from tests.slack_api_server import validate_blocks
 
 UI = "http://mlflow:5000"

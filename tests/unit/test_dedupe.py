@@ -1,4 +1,4 @@
-"""Unit tests for bot.dedupe: which requests are the same request again."""
+"""Unit tests for bot.slack.dedupe: which requests are the same request again."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from bot.dedupe import ACTION_TTL, COMMAND_TTL, EVENT_TTL, dedupe_key
+from bot.slack.dedupe import ACTION_TTL, COMMAND_TTL, EVENT_TTL, dedupe_key
 
 
 def _command(text: str = "abc", user: str = "U1", channel: str = "C1", team: str = "T1") -> dict[str, Any]:

@@ -11,7 +11,8 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.entities import ViewType
 
-from bot.demo import (
+from bot.demo.preview import write_nudge_preview
+from bot.demo.store import (
     BASELINE_RUN_NAME,
     CANDIDATE_RUN_NAME,
     CHALLENGER_ALIAS,
@@ -23,8 +24,7 @@ from bot.demo import (
     DemoStore,
     build_demo_store,
 )
-from bot.mlflow_gateway import MlflowGateway
-from bot.preview import write_nudge_preview
+from bot.mlflow import connect
 
 VALIDATION_METRICS = ("val_auc", "val_accuracy", "val_f1", "val_precision", "val_recall")
 
@@ -151,7 +151,7 @@ def test_build_restores_the_callers_tracking_uri(demo: DemoStore, store_paths, t
 
 
 def test_the_unreviewed_champion_gets_a_nudge_preview(demo: DemoStore, tmp_path: Path) -> None:
-    gateway = MlflowGateway(demo.tracking_uri, "http://localhost:5000")
+    gateway = connect(demo.tracking_uri, "http://localhost:5000").registry
     path = write_nudge_preview(gateway, MODEL_NAME, demo.champion_version, ["champion"], tmp_path)
     assert path == tmp_path / "nudge.json"
     nudge = json.loads(path.read_text())

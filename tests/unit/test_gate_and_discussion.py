@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.blocks.discussion import ThreadMessage, build_discussion_markdown
-from bot.gate import gate_verdict
 from bot.models import ReviewState, ReviewStatus, RunSummary, Via, Vote
+from bot.votes.discussion import ThreadMessage, build_discussion_markdown
+from bot.votes.gate import gate_verdict
 
 AT = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
 BO = Vote(user="U0BO", name="Bo Chen", at=AT, via=Via.BUTTON)

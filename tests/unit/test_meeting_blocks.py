@@ -1,4 +1,4 @@
-"""Unit tests for bot.blocks.meetings: the schedule modal, meeting messages and the agenda, by value."""
+"""Unit tests for bot.meetings.blocks: the schedule modal, meeting messages and the agenda, by value."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from bot.blocks.card import build_status_line
-from bot.blocks.meetings import (
+from bot.ids import ActionId, CallbackId, MeetingBlockId, MeetingInput
+from bot.meetings.blocks import (
     AGENDA_ANY_REVIEWER,
     AGENDA_MAX_ITEMS,
     AGENDA_MORE,
@@ -29,9 +29,9 @@ from bot.blocks.meetings import (
     meeting_time,
     parse_schedule_submission,
 )
-from bot.ids import ActionId, CallbackId, MeetingBlockId, MeetingInput
-from bot.meetings import DURATION_CHOICES, PAST_PICKED
+from bot.meetings.rules import DURATION_CHOICES, PAST_PICKED
 from bot.models import Meeting, ReviewState, ReviewStatus, RunSummary
+from bot.reviews.card import build_status_line
 from tests.slack_api_server import validate_blocks, validate_view
 
 RUN_ID = "0123456789abcdef0123456789abcdef"

@@ -1,4 +1,4 @@
-"""Unit tests for bot.meetings: reading meeting times, the meeting tags, and the .ics file."""
+"""Unit tests for bot.meetings.rules: reading meeting times, the meeting tags, and the .ics file."""
 
 from __future__ import annotations
 
@@ -7,28 +7,31 @@ from datetime import UTC, datetime, timedelta, timezone
 import icalendar
 import pytest
 
-from bot.meetings import (
+from bot.meetings.rules import (
     BAD_WHEN,
-    DEFAULT_DURATION_MIN,
     ICS_PRODID,
-    MEETING_AGENDA_TAG,
-    MEETING_AT_TAG,
-    MEETING_BY_TAG,
-    MEETING_DURATION_TAG,
-    MEETING_INVITEES_TAG,
     PAST_PICKED,
     PAST_WHEN,
     UNKNOWN_TIMEZONE,
     BadWhen,
     build_ics,
-    cleared_meeting_tags,
     ensure_future,
-    meeting_from_tags,
-    meeting_tags,
     parse_when,
 )
 from bot.models import Meeting
-from bot.review import SLACK_CHANNEL_TAG, SLACK_TS_TAG
+from bot.tags import (
+    DEFAULT_DURATION_MIN,
+    cleared_meeting_tags,
+    meeting_from_tags,
+    meeting_tags,
+)
+from bot.tags import MEETING_AGENDA as MEETING_AGENDA_TAG
+from bot.tags import MEETING_AT as MEETING_AT_TAG
+from bot.tags import MEETING_BY as MEETING_BY_TAG
+from bot.tags import MEETING_DURATION as MEETING_DURATION_TAG
+from bot.tags import MEETING_INVITEES as MEETING_INVITEES_TAG
+from bot.tags import SLACK_CHANNEL as SLACK_CHANNEL_TAG
+from bot.tags import SLACK_TS as SLACK_TS_TAG
 
 # A Wednesday: 11:00 in Madrid (CET), 05:00 in New York (EST).
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""Unit tests for bot.blocks.mrkdwn: escaping, links, Markdown conversion, splitting, truncation."""
+"""Unit tests for bot.slack.mrkdwn: escaping, links, Markdown conversion, splitting, truncation."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from bot.blocks.mrkdwn import (
+from bot.slack.mrkdwn import (
     BULLETS,
     CODE_FENCE,
     LABEL_PIPE,

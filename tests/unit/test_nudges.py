@@ -1,5 +1,5 @@
-"""Unit tests for bot.nudges (what counts as deployed, working-day ages, webhook signatures) and
-bot.blocks.nudges (the nudge, its outcome, the digest, the reviewer DM), by value."""
+"""Unit tests for bot.nudges.rules (what counts as deployed, working-day ages, webhook signatures) and
+bot.nudges.blocks (the nudge, its outcome, the digest, the reviewer DM), by value."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from mlflow.webhooks.delivery import _generate_hmac_signature
 
-from bot.blocks import limits
-from bot.blocks.nudges import (
+from bot.ids import ActionId, NudgeBlockId
+from bot.models import ReviewState, ReviewStatus, RunSummary, Via, Vote
+from bot.nudges.blocks import (
     DIGEST_MAX_VERSIONS,
     DM_MAX_REVIEWS,
     MORE,
@@ -28,9 +29,7 @@ from bot.blocks.nudges import (
     started_line,
     version_value,
 )
-from bot.ids import ActionId, NudgeBlockId
-from bot.models import ReviewState, ReviewStatus, RunSummary, Via, Vote
-from bot.nudges import (
+from bot.nudges.rules import (
     PRODUCTION_STAGE,
     DeployedVersion,
     Scan,
@@ -42,6 +41,7 @@ from bot.nudges import (
     webhook_refusal,
     working_days_between,
 )
+from bot.slack import limits
 from tests.slack_api_server import validate_blocks
 
 ALIASES = ["champion", "production", "prod"]

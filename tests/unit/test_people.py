@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from slack_sdk import WebClient
 
-from bot.people import People
+from bot.slack.people import People
 from bot.store import MemoryStore
 from tests.slack_api_server import SlackTestServer
 

@@ -1,19 +1,14 @@
-"""Unit tests for bot.blocks.replies: acknowledgements and advice after Slack refuses a post."""
+"""Unit tests for bot.reviews.replies: acknowledgements and advice after Slack refuses a post."""
 
 from __future__ import annotations
 
 import pytest
 
-from bot.blocks.replies import (
-    SLACK_ADVICE,
-    SLACK_DEFAULT_ADVICE,
-    build_ack_text,
-    build_slack_advice,
-    channel_mention,
-)
 from bot.commands import parse_ref
 from bot.errors import BadReference
 from bot.models import RefKind, RunRef
+from bot.reviews.replies import build_ack_text
+from bot.slack.advice import SLACK_ADVICE, SLACK_DEFAULT_ADVICE, build_slack_advice, channel_mention
 
 RUN_ID = "0123456789abcdef0123456789abcdef"
 

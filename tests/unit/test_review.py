@@ -1,4 +1,4 @@
-"""Unit tests for bot.review: who may vote, what a vote does, and how a review becomes tags and back."""
+"""Unit tests for bot.votes.rules: who may vote, what a vote does, and how a review becomes tags and back."""
 
 from __future__ import annotations
 
@@ -9,28 +9,28 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from bot.models import ReviewState, ReviewStatus, Via, Vote, VoteKind
-from bot.review import (
-    APPROVALS_TAG,
-    CHANGE_REQUESTS_TAG,
-    DECIDED_AT_TAG,
+from bot.tags import APPROVALS as APPROVALS_TAG
+from bot.tags import CHANGE_REQUESTS as CHANGE_REQUESTS_TAG
+from bot.tags import DECIDED_AT as DECIDED_AT_TAG
+from bot.tags import REQUESTED_AT as REQUESTED_AT_TAG
+from bot.tags import REQUESTED_BY as REQUESTED_BY_TAG
+from bot.tags import SLACK_CHANNEL as SLACK_CHANNEL_TAG
+from bot.tags import SLACK_PERMALINK as SLACK_PERMALINK_TAG
+from bot.tags import SLACK_TS as SLACK_TS_TAG
+from bot.tags import STATUS as STATUS_TAG
+from bot.tags import review_from_tags as state_from_tags
+from bot.tags import review_tags as tags_for
+from bot.votes.rules import (
     NO_VOTE_TO_WITHDRAW,
     NOT_A_REVIEWER,
     OWN_MODEL_AUTHOR,
     OWN_MODEL_REQUESTER,
-    REQUESTED_AT_TAG,
-    REQUESTED_BY_TAG,
     SAME_VOTE,
-    SLACK_CHANNEL_TAG,
-    SLACK_PERMALINK_TAG,
-    SLACK_TS_TAG,
     STATUS_LINES,
-    STATUS_TAG,
     Outcome,
     VotePolicy,
     cast,
     decide,
-    state_from_tags,
-    tags_for,
     withdraw,
 )
 

@@ -1,4 +1,4 @@
-"""Unit tests for bot.blocks.thread: what did not fit on the card, paged within Slack's limits."""
+"""Unit tests for bot.reviews.thread: what did not fit on the card, paged within Slack's limits."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ from typing import Any
 
 import pytest
 
-from bot.blocks import limits
-from bot.blocks.card import CARD_PARAMS, plan_card
-from bot.blocks.message import SlackMessage
-from bot.blocks.thread import (
+from bot.models import ImageArtifact, RunSummary
+from bot.reviews.card import CARD_PARAMS, plan_card
+from bot.reviews.thread import (
     BLOCKS_PER_MESSAGE,
     CHART_COMMENT,
     MAX_MESSAGES_PER_PART,
@@ -21,7 +20,8 @@ from bot.blocks.thread import (
     build_overflow,
     build_plots_comment,
 )
-from bot.models import ImageArtifact, RunSummary
+from bot.slack import limits
+from bot.slack.message import SlackMessage
 
 RUN_ID = "0123456789abcdef0123456789abcdef"
 RUN_URL = f"http://mlflow:5000/#/experiments/1/runs/{RUN_ID}"

@@ -1,0 +1,32 @@
+"""The card's Baseline field: which run the review compares with, and why that one. Pure."""
+
+from __future__ import annotations
+
+from bot.models import Baseline, BaselineReason
+from bot.slack.mrkdwn import escape, link
+
+BASELINE_FIELD = "Baseline"
+BASELINE_LINES = {
+    BaselineReason.REQUESTED: "vs {run}, chosen with `--baseline`",
+    BaselineReason.DEPLOYED: "vs {alias} {model}, the version it would replace ({run})",
+    BaselineReason.PARENT: "vs parent run {run}",
+    BaselineReason.BEST_EARLIER: "vs {run}, the best earlier run by `{metric}`",
+}
+NO_BASELINE = "_none: no deployed version, parent run or earlier run to compare with_"
+NO_BASELINE_NO_PRIMARY = (
+    "_none: no deployed version or parent run (set `PRIMARY_METRIC` to compare with the best earlier run)_"
+)
+
+
+def build_baseline_line(baseline: Baseline) -> str:
+    """ "vs champion fraud-clf v3, the version it would replace (run)": which run, and why that one."""
+    if baseline.reason is BaselineReason.NONE or not baseline.run_id:
+        return NO_BASELINE if baseline.metric else NO_BASELINE_NO_PRIMARY
+    name = baseline.run_name or baseline.run_id
+    run = link(baseline.run_url, name) if baseline.run_url else f"`{escape(name)}`"
+    return BASELINE_LINES[baseline.reason].format(
+        run=run,
+        alias=escape(baseline.alias),
+        model=escape(f"{baseline.model_name} v{baseline.version}"),
+        metric=escape(baseline.metric),
+    )

@@ -1,0 +1,223 @@
+"""`/review compare` and `/review leaderboard`: MLflow in (through the gateway), builders, Slack out.
+
+Both answer in the channel where the command was typed (they are answers to the person, not review
+cards); anything that goes wrong is told to that person only, and nothing is posted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from bot import charts
+from bot.commands import COMPARE_TWICE, CompareCommand, LeaderboardCommand
+from bot.compare.blocks import (
+    BARS_COMMENT,
+    BARS_TITLE,
+    COMPARISON_PART_FAILED,
+    HISTORIES_COMMENT,
+    HISTORIES_TITLE,
+    TABLE_FILES_COMMENT,
+    BuiltComparison,
+    build_charts_comment,
+    build_comparison,
+)
+from bot.compare.leaderboard import (
+    NO_METRIC_GIVEN,
+    NO_RUNS,
+    UNKNOWN_EXPERIMENT,
+    UNKNOWN_METRIC,
+    build_leaderboard,
+    metric_names,
+)
+from bot.compare.rules import direction_of, goal_direction, label_runs
+from bot.errors import BadReference, NotFound, ReviewBotError, log_unexpected
+from bot.mlflow.experiments import Experiments
+from bot.mlflow.histories import Histories
+from bot.mlflow.runs import Runs
+from bot.mlflow.urls import experiment_url
+from bot.models import Direction, MetricGoal, RunSummary
+from bot.slack.advice import UNEXPECTED
+from bot.slack.message import SlackMessage
+from bot.slack.mrkdwn import escape, truncate
+from bot.slack.outbox import FileUpload, Notify, Outbox, ThreadItem, UploadFile
+
+log = logging.getLogger(__name__)
+
+COMPARE_PANELS = 24  # 20 metrics of a typical comparison fit on one chart
+# Points per run and metric in the overlaid histories: a panel of the 3-column chart is about 350 px
+# wide, so more points draw nothing more, while the server's sampling and JSON grow with them
+# (measured: a 10-run request takes 1.3 s at 500 points, 1.7 s at 1,000).
+COMPARE_POINTS = 500
+SHOWN_NAME_CHARS = 100
+
+
+@dataclass(frozen=True)
+class PreparedComparison:
+    runs: list[RunSummary]
+    built: BuiltComparison
+
+    @property
+    def message(self) -> SlackMessage:
+        return self.built.message
+
+
+class ComparisonService:
+    def __init__(
+        self,
+        runs: Runs,
+        histories: Histories,
+        experiments: Experiments,
+        *,
+        primary_metric: MetricGoal | None,
+        metric_directions: dict[str, Direction],
+        key_metrics: list[str],
+    ) -> None:
+        self.runs = runs
+        self.histories = histories
+        self.experiments = experiments
+        self.primary_metric = primary_metric
+        self.metric_directions = metric_directions
+        self.key_metrics = key_metrics
+
+    # --- compare ---------------------------------------------------------------------------------
+
+    def compare(self, command: CompareCommand) -> PreparedComparison:
+        run_ids = [self.runs.resolve(ref) for ref in command.refs]
+        for index, run_id in enumerate(run_ids):
+            if run_id in run_ids[:index]:  # e.g. a run id and the model version logged from it
+                raise BadReference(COMPARE_TWICE.format(ref=_shown(command.refs[index].raw)))
+        runs = self.runs.compared_summaries(run_ids)
+        return PreparedComparison(runs, build_comparison(runs, self.metric_directions, self.key_metrics))
+
+    def comparison_thread(self, prepared: PreparedComparison) -> Iterator[ThreadItem]:
+        """The bar chart of final values, the overlaid histories, and the table when it was too wide.
+
+        The histories are fetched while the bar chart is drawn and posted: MLflow's sampling is the
+        slow part of a comparison (see README, Benchmarks).
+        """
+        runs, table = prepared.runs, prepared.built.table
+        labels = [f"{label}: {run.run_name}" for label, run in zip(label_runs(len(runs)), runs, strict=True)]
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="compare-histories") as pool:
+            histories = (
+                pool.submit(
+                    self.histories.bulk_histories, [r.run_id for r in runs], table.metrics, COMPARE_POINTS
+                )
+                if table.metrics
+                else None
+            )
+            bars = charts.render_final_bars(
+                label_runs(len(runs)),
+                [(k, [r.metrics.get(k) for r in runs]) for k in table.metrics],
+                BARS_TITLE,
+                COMPARE_PANELS,
+            )
+            if bars.png is not None:
+                yield FileUpload(
+                    name="final metrics chart",
+                    comment=build_charts_comment(BARS_COMMENT, len(bars.panels), bars.omitted),
+                    files=[UploadFile("final-metrics.png", BARS_TITLE, bars.png)],
+                )
+            if histories is not None:
+                by_run = histories.result()
+                overlay = charts.render_overlay(
+                    [
+                        charts.ComparedSeries(label, by_run[r.run_id])
+                        for label, r in zip(labels, runs, strict=True)
+                    ],
+                    HISTORIES_TITLE,
+                    COMPARE_PANELS,
+                )
+                if overlay.png is not None:
+                    yield FileUpload(
+                        name="metric histories chart",
+                        comment=build_charts_comment(HISTORIES_COMMENT, len(overlay.panels), overlay.omitted),
+                        files=[UploadFile("metric-histories.png", HISTORIES_TITLE, overlay.png)],
+                    )
+        if prepared.built.table_in_thread:
+            files = [UploadFile("comparison.csv", "Comparison table (CSV)", table.csv())]
+            png = charts.render_table(table.header, table.rows, "Comparison")
+            if png is not None:
+                files.insert(0, UploadFile("comparison-table.png", "Comparison table", png))
+            yield FileUpload(name="comparison table", comment=TABLE_FILES_COMMENT, files=files)
+
+    # --- leaderboard -----------------------------------------------------------------------------
+
+    def leaderboard(self, command: LeaderboardCommand) -> SlackMessage:
+        """The experiment's top runs by the metric; unknown experiment, metric or no runs: explained."""
+        experiment, metric = self._experiment_and_metric(command.words)
+        experiment_id, name = experiment
+        metric = metric or (self.primary_metric.key if self.primary_metric else None)
+        if metric is None:
+            keys, count = self.experiments.metric_keys(experiment_id)
+            if not count:
+                raise NotFound(NO_RUNS.format(name=_shown(name)))
+            raise BadReference(NO_METRIC_GIVEN.format(name=_shown(name), metrics=metric_names(keys)))
+        direction = self._direction(metric)
+        runs = self.experiments.top_runs(experiment_id, name, metric, direction, command.limit)
+        if not runs:
+            keys, count = self.experiments.metric_keys(experiment_id)
+            if not count:
+                raise NotFound(NO_RUNS.format(name=_shown(name)))
+            raise NotFound(
+                UNKNOWN_METRIC.format(name=_shown(name), metric=_shown(metric), metrics=metric_names(keys))
+            )
+        return build_leaderboard(
+            name, experiment_url(self.runs.ui_url, experiment_id), metric, direction, runs
+        )
+
+    def _experiment_and_metric(self, words: Sequence[str]) -> tuple[tuple[str, str], str | None]:
+        """The whole text as an experiment name first; else all but the last word, which is the metric."""
+        tries: list[tuple[str, str | None]] = [(" ".join(words), None)]
+        if len(words) > 1:
+            tries.append((" ".join(words[:-1]), words[-1]))
+        for name, metric in tries:
+            found = self.experiments.find_experiment(name)
+            if found is not None:
+                return found, metric
+        raise NotFound(UNKNOWN_EXPERIMENT.format(name=_shown(" ".join(words))))
+
+    def _direction(self, metric: str) -> Direction:
+        if self.primary_metric and self.primary_metric.key == metric:
+            return goal_direction(self.primary_metric, self.metric_directions)
+        return direction_of(metric, self.metric_directions)
+
+
+class ComparisonPublisher:
+    """Posts a comparison or a leaderboard where it was asked for, and tells the person what failed."""
+
+    def __init__(self, service: ComparisonService, outbox: Outbox) -> None:
+        self.service = service
+        self.outbox = outbox
+
+    def publish_comparison(self, command: CompareCommand, channel: str, notify: Notify) -> str | None:
+        try:
+            prepared = self.service.compare(command)
+            ts = self.outbox.post(channel, prepared.message, what="comparison")
+        except ReviewBotError as exc:
+            notify(exc.user_message())
+            return None
+        except Exception:
+            notify(UNEXPECTED.format(error_id=log_unexpected(log, "comparing runs")))
+            return None
+        items = self.service.comparison_thread(prepared)
+        self.outbox.fill_thread(
+            items, channel, ts, notify, what="a comparison", part_failed=COMPARISON_PART_FAILED
+        )
+        return ts
+
+    def publish_leaderboard(self, command: LeaderboardCommand, channel: str, notify: Notify) -> str | None:
+        try:
+            return self.outbox.post(channel, self.service.leaderboard(command), what="leaderboard")
+        except ReviewBotError as exc:
+            notify(exc.user_message())
+        except Exception:
+            notify(UNEXPECTED.format(error_id=log_unexpected(log, "building a leaderboard")))
+        return None
+
+
+def _shown(text: str) -> str:
+    """A name echoed inside `code`: no backticks, escaped, bounded."""
+    return truncate(escape(text.replace("`", "'")), SHOWN_NAME_CHARS)

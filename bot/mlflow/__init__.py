@@ -1,0 +1,52 @@
+"""MLflow, split by what is read: runs, the review record, histories, the registry, artifacts and
+experiments, each over one shared connection (`client.Mlflow`: timeouts, error mapping, health).
+
+Services take only the parts they use; `connect` builds them all for the composition root, the CLI
+and tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.mlflow.artifacts import Artifacts
+from bot.mlflow.client import Mlflow, configure_http
+from bot.mlflow.experiments import Experiments
+from bot.mlflow.histories import Histories
+from bot.mlflow.records import ReviewRecords
+from bot.mlflow.registry import Registry
+from bot.mlflow.runs import Runs
+
+DEFAULT_TIMEOUT_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class MlflowAccess:
+    mlflow: Mlflow
+    runs: Runs
+    records: ReviewRecords
+    histories: Histories
+    registry: Registry
+    artifacts: Artifacts
+    experiments: Experiments
+
+    def health(self) -> str:
+        return self.mlflow.health()
+
+
+def connect(
+    tracking_uri: str, ui_url: str = "", timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS, retries: int = 1
+) -> MlflowAccess:
+    """Every part, over one connection. Sets MLflow's process-wide HTTP timeout and retries."""
+    configure_http(timeout_seconds, retries)
+    mlflow = Mlflow(tracking_uri, ui_url)
+    registry = Registry(mlflow)
+    return MlflowAccess(
+        mlflow=mlflow,
+        runs=Runs(mlflow, registry),
+        records=ReviewRecords(mlflow),
+        histories=Histories(mlflow),
+        registry=registry,
+        artifacts=Artifacts(mlflow),
+        experiments=Experiments(mlflow),
+    )

@@ -1,0 +1,85 @@
+"""Searching an experiment's runs: by name or id, ranked by a metric, and the metrics it logs."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+from bot.errors import NotFound
+from bot.mlflow.client import Mlflow
+from bot.mlflow.runs import Run, summary_from_run
+from bot.models import Direction, RunSummary
+
+METRIC_SAMPLE_RUNS = 200  # recent runs read to list an experiment's metrics
+
+
+def order_by_metric(key: str, direction: Direction) -> str:
+    """An MLflow order_by clause putting the best value of `key` first."""
+    # MLflow's search grammar takes any metric name between backticks (a backtick itself cannot be).
+    return f"metrics.`{key}` {'ASC' if direction is Direction.MIN else 'DESC'}"
+
+
+class Experiments:
+    def __init__(self, mlflow: Mlflow) -> None:
+        self.mlflow = mlflow
+
+    def find_experiment(self, name_or_id: str) -> tuple[str, str] | None:
+        """(id, name) of an active experiment named, or numbered, `name_or_id`; None when there is none."""
+        client = self.mlflow.client
+        experiment = None
+        if name_or_id.isdigit():
+            try:
+                experiment = self.mlflow.call("experiment", lambda: client.get_experiment(name_or_id))
+            except NotFound:
+                experiment = None
+        if experiment is None:
+            experiment = self.mlflow.call("experiment", lambda: client.get_experiment_by_name(name_or_id))
+        if experiment is None or experiment.lifecycle_stage == "deleted":
+            return None
+        return experiment.experiment_id, experiment.name
+
+    def top_runs(
+        self, experiment_id: str, experiment_name: str, key: str, direction: Direction, limit: int
+    ) -> list[RunSummary]:
+        """The experiment's active runs that logged `key`, best first (one search request).
+
+        MLflow sorts runs without the metric (or with NaN) last, so the first `limit` are the best.
+        """
+        runs = self.mlflow.call(
+            "runs",
+            lambda: self.mlflow.client.search_runs(
+                [experiment_id], order_by=[order_by_metric(key, direction)], max_results=limit
+            ),
+        )
+        return [
+            summary_from_run(run, experiment_name, [], self.mlflow.ui_url)
+            for run in runs
+            if math.isfinite(run.data.metrics.get(key, math.nan))
+        ]
+
+    def best_finished_runs(
+        self, experiment_id: str, key: str, direction: Direction, started_before: datetime | None, limit: int
+    ) -> list[Run]:
+        """Finished runs of the experiment started before a moment, best by `key` first."""
+        conditions = ["attributes.status = 'FINISHED'"]
+        if started_before:
+            conditions.append(f"attributes.start_time < {int(started_before.timestamp() * 1000)}")
+        return self.mlflow.call(
+            "runs",
+            lambda: self.mlflow.client.search_runs(
+                [experiment_id],
+                filter_string=" and ".join(conditions),
+                order_by=[order_by_metric(key, direction)],
+                max_results=limit,
+            ),
+        )
+
+    def metric_keys(self, experiment_id: str) -> tuple[list[str], int]:
+        """Metrics logged by the experiment's most recent runs, and how many runs were read."""
+        runs = self.mlflow.call(
+            "runs",
+            lambda: self.mlflow.client.search_runs(
+                [experiment_id], max_results=METRIC_SAMPLE_RUNS, order_by=["attributes.start_time DESC"]
+            ),
+        )
+        return sorted({k for run in runs for k in run.data.metrics}), len(runs)

@@ -1,0 +1,139 @@
+"""What counts as deployed, what is overdue, and what the nudges and the digest say. Pure: no Slack,
+no MLflow, no clock (callers pass `now`).
+
+A version is deployed when it carries one of the deployment aliases (MLflow's current way of marking
+what serves) or the legacy stage `Production`. It needs a nudge when the run it came from is not
+approved and nobody snoozed it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from bot.models import ReviewState, ReviewStatus, RunSummary
+
+PRODUCTION_STAGE = "Production"
+SNOOZE_FOR = timedelta(days=7)
+# MLflow's webhook signature: "v1,<base64 HMAC-SHA256 of '{delivery_id}.{timestamp}.{body}'>".
+SIGNATURE_VERSION = "v1"
+WEBHOOK_MAX_SKEW = timedelta(minutes=5)
+# The registry events the bot subscribes to; each may put a version under a deployment alias.
+WEBHOOK_EVENTS = ("model_version_alias.created", "model_version_tag.set", "model_version.created")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class DeployedVersion(_Frozen):
+    """A registered model version that serves, and the review of the run it came from."""
+
+    name: str
+    version: str
+    markers: list[str]  # the deployment aliases on it, and/or "Production" (the legacy stage)
+    run_id: str = ""  # "" when the version was not logged from a run
+    run_name: str = ""
+    run_url: str = ""
+    run_started: datetime | None = None
+    version_url: str = ""
+    review: ReviewState | None = None
+    snoozed_until: datetime | None = None
+
+    @property
+    def approved(self) -> bool:
+        return self.review is not None and self.review.status is ReviewStatus.APPROVED
+
+    @property
+    def since(self) -> datetime | None:
+        """When its review was requested: the age the digest sorts by (never reviewed: no age)."""
+        return self.review.requested_at if self.review else None
+
+
+class Scan(_Frozen):
+    """What one look at the registry found."""
+
+    unreviewed: list[DeployedVersion] = Field(default_factory=list)  # deployed, not approved, not snoozed
+    snoozed: int = 0
+    overdue: list[RunSummary] = Field(default_factory=list)  # pending longer than PENDING_MAX_AGE
+    waiting_on: dict[str, list[RunSummary]] = Field(default_factory=dict)  # reviewer -> pending reviews
+    unchecked: list[str] = Field(default_factory=list)  # models MLflow would not tell us about
+    registry_error: str = ""  # the registry could not even be listed
+
+    @property
+    def empty(self) -> bool:
+        return not (self.unreviewed or self.overdue or self.unchecked or self.registry_error)
+
+
+def deployment_markers(aliases: list[str], stage: str | None, deployment_aliases: list[str]) -> list[str]:
+    """The reasons a version counts as deployed; empty when it does not."""
+    wanted = {a.lower() for a in deployment_aliases}
+    markers = sorted(a for a in aliases if a.lower() in wanted)
+    if (stage or "") == PRODUCTION_STAGE:
+        markers.append(PRODUCTION_STAGE)
+    return markers
+
+
+def needs_nudge(version: DeployedVersion, now: datetime) -> bool:
+    return not version.approved and not is_snoozed(version.snoozed_until, now)
+
+
+def is_snoozed(until: datetime | None, now: datetime) -> bool:
+    return until is not None and until > now
+
+
+def working_days_between(start: datetime, end: datetime) -> int:
+    """Whole working days (Monday to Friday) from `start` to `end`; weekends don't count."""
+    if end <= start:
+        return 0
+    return int(np.busday_count(start.astimezone(UTC).date(), end.astimezone(UTC).date()))
+
+
+def is_overdue(requested_at: datetime | None, now: datetime, max_working_days: int) -> bool:
+    return requested_at is not None and working_days_between(requested_at, now) > max_working_days
+
+
+def waiting_on(review: ReviewState | None, reviewers: frozenset[str] | None) -> list[str]:
+    """Reviewers who have not voted on a pending review yet (none when anyone may vote)."""
+    if not reviewers:
+        return []
+    voted = {v.user for v in (review.approvals + review.change_requests)} if review else set()
+    return sorted(reviewers - voted - ({review.requested_by} if review else set()))
+
+
+def nudge_key(name: str, version: str, marker: str) -> str:
+    """The de-duplication key of one nudge: per (model, version, alias)."""
+    return f"nudge:{name}:{version}:{marker}"
+
+
+def snooze_key(name: str, version: str) -> str:
+    return f"snooze:{name}:{version}"
+
+
+def sign_webhook(secret: str, delivery_id: str, timestamp: str, body: bytes) -> str:
+    """MLflow's signature of one delivery (what `X-MLflow-Signature` must carry)."""
+    content = f"{delivery_id}.{timestamp}.".encode() + body
+    digest = hmac.new(secret.encode(), content, hashlib.sha256).digest()
+    return f"{SIGNATURE_VERSION},{base64.b64encode(digest).decode()}"
+
+
+def webhook_refusal(
+    secret: str, delivery_id: str, timestamp: str, body: bytes, signature: str, now: datetime
+) -> str | None:
+    """Why a webhook delivery must be refused, or None when it is signed, fresh and well formed."""
+    if not (delivery_id and timestamp and signature):
+        return "unsigned (missing X-MLflow-Signature, -Timestamp or -Delivery-Id)"
+    if not hmac.compare_digest(sign_webhook(secret, delivery_id, timestamp, body), signature.strip()):
+        return "bad signature"
+    try:
+        sent = datetime.fromtimestamp(int(timestamp), tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        return "unreadable timestamp"
+    if abs(now - sent) > WEBHOOK_MAX_SKEW:
+        return "timestamp more than 5 minutes off"
+    return None

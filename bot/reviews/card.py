@@ -1,0 +1,323 @@
+"""The review card: one message that says what the run is and what reviewers can do about it.
+
+Pure: takes a RunSummary and returns a SlackMessage. Whatever does not fit Slack's limits is cut
+here with "…and N more" and lands in the thread (bot.reviews.thread), never dropped silently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    ButtonElement,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
+
+from bot.compare.baseline_line import BASELINE_FIELD, build_baseline_line
+from bot.ids import ActionId, BlockId, MetadataEvent
+from bot.models import Meeting, ReviewState, ReviewStatus, RunSummary, Vote
+from bot.slack import limits
+from bot.slack.message import SlackMessage
+from bot.slack.mrkdwn import escape, link, markdown_to_mrkdwn, split_mrkdwn, truncate
+from bot.slack.values import run_value
+
+CARD_METRICS = 12
+CARD_PARAMS = 12
+CARD_DATASETS = 5
+CARD_MODEL_VERSIONS = 5
+PARAM_VALUE_CHARS = 80
+SHORT_COMMIT = 7
+
+HEADER_PREFIX = "Model review: "
+PENDING_STATUS = ":hourglass_flowing_sand: *Review pending*"
+MEETING_LINE = ":calendar: Review meeting {when} ({minutes} min)"
+APPROVED_STATUS = ":white_check_mark: *Approved*"
+CHANGES_STATUS = ":x: *Changes requested*"
+APPROVE_LABEL = "Approve"
+REQUEST_CHANGES_LABEL = "Request changes"
+SCHEDULE_LABEL = "Schedule meeting"
+OPEN_LABEL = "Open in MLflow"
+NOTE_CONTINUED = "_…the note continues in the thread._"
+NO_NOTE = "_No notes on this run. Add them in the MLflow UI (the run's Description) for reviewers._"
+MORE_IN_THREAD = "_…and {n} more in the thread._"
+METRICS_TITLE = "*Metrics*"
+PARAMS_TITLE = "*Params*"
+
+
+@dataclass(frozen=True)
+class CardLayout:
+    """Which metrics and params made it onto the card; the thread shows the rest."""
+
+    metrics: list[str]
+    params: list[str]
+    note_chunks: list[str]
+
+
+def ordered_metrics(metrics: dict[str, float], key_metrics: list[str]) -> list[str]:
+    """Key metrics in the configured order, then the rest alphabetically."""
+    first = [k for k in key_metrics if k in metrics]
+    return first + sorted(k for k in metrics if k not in set(first))
+
+
+def plan_card(summary: RunSummary, key_metrics: list[str]) -> CardLayout:
+    metrics = ordered_metrics(summary.metrics, key_metrics)[:CARD_METRICS]
+    params = sorted(summary.params)[:CARD_PARAMS]
+    # Long names can overflow a section before the count cap does: keep only whole lines that fit with
+    # the "…and N more" line, so whatever is cut is counted and lands in the thread.
+    metric_lines = [_metric_line(summary, k) for k in metrics]
+    param_lines = [_param_line(summary, k) for k in params]
+    return CardLayout(
+        metrics=metrics[: _lines_that_fit(METRICS_TITLE, metric_lines, len(summary.metrics))],
+        params=params[: _lines_that_fit(PARAMS_TITLE, param_lines, len(summary.params))],
+        note_chunks=split_mrkdwn(markdown_to_mrkdwn(summary.note), limits.SECTION_BUDGET)
+        if summary.note
+        else [],
+    )
+
+
+def _lines_that_fit(title: str, lines: list[str], total: int) -> int:
+    """How many of `lines` fit in one section together with the title and the "…and N more" line."""
+    for count in range(len(lines), 0, -1):
+        hidden = total - count
+        tail = [MORE_IN_THREAD.format(n=hidden)] if hidden else []
+        if len("\n".join([title, *lines[:count], *tail])) <= limits.SECTION_TEXT:
+            return count
+    return 0
+
+
+def format_value(value: float) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {secs}s"
+    return f"{secs}s"
+
+
+def format_time(moment: datetime | None) -> str:
+    """A time every reader sees in their own timezone, with a UTC fallback."""
+    if moment is None:
+        return "not started"
+    fallback = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
+
+
+def review_value(summary: RunSummary) -> str:
+    """What rides in every button's value: enough to find the run again, and the card's title."""
+    return run_value(summary.run_id, summary.experiment_id, summary.run_name)
+
+
+def build_status_line(review: ReviewState | None, requested_by: str, required_approvals: int) -> str:
+    """Where the review stands, who voted and when (times in each reader's timezone)."""
+
+    def voters(votes: list[Vote]) -> str:
+        return ", ".join(f"{escape(v.name)} ({format_time(v.at)})" for v in votes)
+
+    approvals = review.approvals if review else []
+    changes = review.change_requests if review else []
+    status = review.status if review else ReviewStatus.PENDING
+    if status is ReviewStatus.APPROVED:
+        line = f"{APPROVED_STATUS} by {voters(approvals)}"
+    elif status is ReviewStatus.CHANGES_REQUESTED:
+        line = f"{CHANGES_STATUS} by {voters(changes)}"
+        if approvals:
+            line += f" · approved by {voters(approvals)}"
+    else:
+        line = f"{PENDING_STATUS} · {len(approvals)}/{required_approvals} approvals"
+        if approvals:
+            line += f" ({voters(approvals)})"
+    return truncate(f"{line} · requested by <@{requested_by}>", limits.SECTION_TEXT)
+
+
+def build_meeting_line(meeting: Meeting) -> str:
+    return MEETING_LINE.format(when=format_time(meeting.at), minutes=meeting.duration_min)
+
+
+def build_review_card(
+    summary: RunSummary, *, requested_by: str, key_metrics: list[str], required_approvals: int = 1
+) -> SlackMessage:
+    layout = plan_card(summary, key_metrics)
+    if summary.review and summary.review.requested_by:
+        requested_by = summary.review.requested_by  # a re-posted card keeps who first asked
+    blocks = [
+        HeaderBlock(
+            block_id=BlockId.HEADER,
+            text=PlainTextObject(
+                text=truncate(HEADER_PREFIX + summary.run_name, limits.HEADER_TEXT), emoji=False
+            ),
+        ),
+        SectionBlock(fields=[MarkdownTextObject(text=f) for f in _fields(summary, requested_by)]),
+        SectionBlock(text=MarkdownTextObject(text=_metrics_text(summary, layout))),
+        SectionBlock(text=MarkdownTextObject(text=_params_text(summary, layout))),
+    ]
+    if summary.datasets:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=_datasets_text(summary))))
+    blocks.append(DividerBlock())
+    blocks.append(SectionBlock(block_id=BlockId.NOTE, text=MarkdownTextObject(text=_note_text(layout))))
+    blocks.append(
+        ContextBlock(
+            block_id=BlockId.STATUS,
+            elements=[
+                MarkdownTextObject(text=build_status_line(summary.review, requested_by, required_approvals)),
+                *([MarkdownTextObject(text=build_meeting_line(summary.meeting))] if summary.meeting else []),
+            ],
+        )
+    )
+    blocks.append(ActionsBlock(block_id=BlockId.ACTIONS, elements=_buttons(summary, required_approvals)))
+    return SlackMessage(
+        text=build_card_fallback(summary),
+        blocks=[b.to_dict() for b in blocks],
+        metadata={
+            "event_type": MetadataEvent.MODEL_REVIEW.value,
+            "event_payload": {"run_id": summary.run_id, "experiment_id": summary.experiment_id},
+        },
+    )
+
+
+def build_card_fallback(summary: RunSummary) -> str:
+    """The notification text: no formatting, no mentions, just what and where."""
+    return truncate(
+        escape(
+            f"Model review requested: {summary.run_name} ({summary.experiment_name}), run {summary.run_id}"
+        ),
+        limits.MESSAGE_TEXT,
+    )
+
+
+def _fields(summary: RunSummary, requested_by: str) -> list[str]:
+    def field(label: str, value: str) -> str:
+        return truncate(f"*{label}*\n{value}", limits.FIELD_TEXT)
+
+    experiment = (
+        link(summary.experiment_url, summary.experiment_name)
+        if summary.experiment_url
+        else escape(summary.experiment_name)
+    )
+    run = link(summary.run_url, summary.run_id) if summary.run_url else f"`{summary.run_id}`"
+    status = escape(summary.status.title() or "Unknown")
+    duration = format_duration(summary.duration_seconds)
+    started = format_time(summary.start_time) + (f" · {duration}" if duration else "")
+    fields = [
+        field("Experiment", experiment),
+        field("Run", run),
+        field("Author", escape(summary.user) or "_unknown_"),
+        field("Requested by", f"<@{requested_by}>"),
+        field("Run status", f"{status} · {started}"),
+        field("Source", escape(summary.source_name) or "_not recorded_"),
+        field(
+            "Git commit",
+            f"`{escape(summary.git_commit[:SHORT_COMMIT])}`" if summary.git_commit else "_not recorded_",
+        ),
+    ]
+    if summary.model_versions:
+        shown = summary.model_versions[:CARD_MODEL_VERSIONS]
+        lines = [
+            escape(f"{mv.name} v{mv.version}") + "".join(f" `@{escape(a)}`" for a in mv.aliases)
+            for mv in shown
+        ]
+        if len(summary.model_versions) > len(shown):
+            lines.append(f"…and {len(summary.model_versions) - len(shown)} more")
+        fields.append(field("Registered models", "\n".join(lines)))
+    if summary.baseline is not None:
+        fields.append(field(BASELINE_FIELD, build_baseline_line(summary.baseline)))
+    return fields[: limits.SECTION_FIELDS]
+
+
+def _metrics_text(summary: RunSummary, layout: CardLayout) -> str:
+    if not summary.metrics:
+        return METRICS_TITLE + "\n_No metrics logged._"
+    lines = [_metric_line(summary, k) for k in layout.metrics]
+    hidden = len(summary.metrics) - len(layout.metrics)
+    if hidden:
+        lines.append(MORE_IN_THREAD.format(n=hidden))
+    return _section(METRICS_TITLE, lines)
+
+
+def _metric_line(summary: RunSummary, key: str) -> str:
+    return f"• *{escape(key)}*: `{format_value(summary.metrics[key])}`"
+
+
+def _params_text(summary: RunSummary, layout: CardLayout) -> str:
+    if not summary.params:
+        return PARAMS_TITLE + "\n_No params logged._"
+    lines = [_param_line(summary, k) for k in layout.params]
+    hidden = len(summary.params) - len(layout.params)
+    if hidden:
+        lines.append(MORE_IN_THREAD.format(n=hidden))
+    return _section(PARAMS_TITLE, lines)
+
+
+def _param_line(summary: RunSummary, key: str) -> str:
+    return f"• {escape(key)} = `{truncate(escape(summary.params[key]), PARAM_VALUE_CHARS)}`"
+
+
+def _datasets_text(summary: RunSummary) -> str:
+    lines = []
+    for ds in summary.datasets[:CARD_DATASETS]:
+        detail = ", ".join(
+            x for x in (ds.context, ds.source_type, f"digest {ds.digest}" if ds.digest else "") if x
+        )
+        lines.append(f"• {escape(ds.name)}" + (f" ({escape(detail)})" if detail else ""))
+    if len(summary.datasets) > CARD_DATASETS:
+        lines.append(f"…and {len(summary.datasets) - CARD_DATASETS} more")
+    return _section("*Datasets*", lines)
+
+
+def _note_text(layout: CardLayout) -> str:
+    if not layout.note_chunks:
+        return NO_NOTE
+    first = layout.note_chunks[0]
+    if len(layout.note_chunks) > 1:
+        return truncate(first, limits.SECTION_TEXT - len(NOTE_CONTINUED) - 1) + "\n" + NOTE_CONTINUED
+    return first
+
+
+def _section(title: str, lines: list[str]) -> str:
+    """Title plus as many whole lines as fit in one section."""
+    return truncate(title + "\n" + "\n".join(lines), limits.SECTION_TEXT)
+
+
+def _buttons(summary: RunSummary, required_approvals: int) -> list[ButtonElement]:
+    """The votes so far are on the buttons; a decided review no longer highlights its button."""
+    value = review_value(summary)
+    review = summary.review
+    approvals = len(review.approvals) if review else 0
+    changes = len(review.change_requests) if review else 0
+    status = review.status if review else ReviewStatus.PENDING
+    approve_label = f"{APPROVE_LABEL} ({approvals}/{required_approvals})" if approvals else APPROVE_LABEL
+    changes_label = f"{REQUEST_CHANGES_LABEL} ({changes})" if changes else REQUEST_CHANGES_LABEL
+    buttons = [
+        ButtonElement(
+            text=approve_label,
+            action_id=ActionId.APPROVE,
+            value=value,
+            style="primary" if status is ReviewStatus.PENDING else None,
+        ),
+        ButtonElement(
+            text=changes_label,
+            action_id=ActionId.REQUEST_CHANGES,
+            value=value,
+            style="danger" if status is not ReviewStatus.CHANGES_REQUESTED else None,
+        ),
+        ButtonElement(text=SCHEDULE_LABEL, action_id=ActionId.SCHEDULE, value=value),
+    ]
+    if summary.run_url:
+        buttons.append(
+            ButtonElement(text=OPEN_LABEL, action_id=ActionId.OPEN_MLFLOW, url=summary.run_url, value=value)
+        )
+    return buttons

@@ -1,0 +1,103 @@
+"""Publishing a review: the prepared card goes to the review channel, the request to the run's tags,
+then the thread; the requester is told how each step went."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from bot import tags
+from bot.errors import ReviewBotError, log_unexpected
+from bot.mlflow.records import ReviewRecords
+from bot.models import ReviewState, RunRef, RunSummary
+from bot.reviews.card_index import CardIndex, CardRef
+from bot.reviews.prepare import PreparedCard, ReviewPreparer
+from bot.reviews.replies import POSTED, REQUEST_NOT_RECORDED, THREAD_PART_FAILED
+from bot.slack.advice import UNEXPECTED, channel_mention
+from bot.slack.outbox import Notify, Outbox
+from bot.store import Store, run_lock
+
+log = logging.getLogger(__name__)
+
+
+class ReviewPublisher:
+    def __init__(
+        self,
+        preparer: ReviewPreparer,
+        records: ReviewRecords,
+        outbox: Outbox,
+        store: Store,
+        cards: CardIndex,
+        review_channel: str | None,
+    ) -> None:
+        self.preparer = preparer
+        self.records = records
+        self.outbox = outbox
+        self.store = store
+        self.cards = cards
+        self.review_channel = review_channel
+
+    def target_channel(self, origin_channel: str) -> str:
+        return self.review_channel or origin_channel
+
+    def permalink(self, channel: str, ts: str) -> str:
+        return self.outbox.permalink(channel, ts)
+
+    def publish(
+        self,
+        ref: RunRef,
+        requested_by: str,
+        origin_channel: str,
+        notify: Notify,
+        baseline: RunRef | None = None,
+    ) -> str | None:
+        """Post the card and its thread; tell `notify` (the requester, ephemerally) what happened.
+
+        Returns the card's ts, or None when nothing was posted.
+        """
+        channel = self.target_channel(origin_channel)
+        try:
+            prepared = self.preparer.card(ref, requested_by, baseline)
+            ts = self.outbox.post(channel, prepared.card, what=f"run {prepared.summary.run_id}")
+        except ReviewBotError as exc:
+            notify(exc.user_message())
+            return None
+        except Exception:
+            notify(UNEXPECTED.format(error_id=log_unexpected(log, f"posting the review of {ref.raw}")))
+            return None
+        summary = prepared.summary
+        self.cards.remember(channel, ts, CardRef(summary.run_id, summary.experiment_id))
+        permalink = self.permalink(channel, ts)
+        self._record_request(summary, requested_by, channel, ts, permalink, notify)
+        notify(POSTED.format(where=channel_mention(channel), permalink=permalink))
+        self._post_thread(prepared, channel, ts, notify)
+        return ts
+
+    def _record_request(
+        self, summary: RunSummary, requested_by: str, channel: str, ts: str, permalink: str, notify: Notify
+    ) -> None:
+        """The review request goes to the run's tags; a run already under review keeps its votes."""
+        try:
+            with run_lock(self.store, summary.run_id):
+                state = self.records.review_of(summary.run_id) or ReviewState(
+                    run_id=summary.run_id, requested_by=requested_by, requested_at=datetime.now(tz=UTC)
+                )
+                state = state.model_copy(
+                    update={"slack_channel": channel, "slack_ts": ts, "slack_permalink": permalink}
+                )
+                extra = tags.baseline_tags(summary.baseline) if summary.baseline else None
+                self.records.record_review(state, summary.model_versions, extra)
+        except ReviewBotError as exc:  # LockBusy is one too
+            log.error("recording the review request of run %s failed: %s", summary.run_id, exc)
+            notify(REQUEST_NOT_RECORDED)
+
+    def _post_thread(self, prepared: PreparedCard, channel: str, ts: str, notify: Notify) -> None:
+        """Each part goes on its own: one that fails is logged and reported, the rest still go."""
+        self.outbox.fill_thread(
+            self.preparer.thread(prepared),
+            channel,
+            ts,
+            notify,
+            what=f"run {prepared.summary.run_id}",
+            part_failed=THREAD_PART_FAILED,
+        )

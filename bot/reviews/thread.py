@@ -1,0 +1,111 @@
+"""Messages for the thread under a review card: what did not fit on the card, chart captions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from slack_sdk.models.blocks import MarkdownTextObject, SectionBlock
+
+from bot.models import ImageArtifact, RunSummary
+from bot.reviews.card import CardLayout, format_value
+from bot.slack import limits
+from bot.slack.message import SlackMessage
+from bot.slack.mrkdwn import escape, link, split_mrkdwn, truncate
+
+# Each thread message keeps a few blocks spare under Slack's 50, and the thread as a whole is
+# capped: beyond this, a link to MLflow is more useful than ten more messages.
+BLOCKS_PER_MESSAGE = limits.MAX_BLOCKS - 2
+MAX_MESSAGES_PER_PART = 3
+
+NOTE_CONTINUED_TITLE = "*Notes (continued)*"
+METRICS_TITLE = "*All metrics* ({n})"
+PARAMS_TITLE = "*All params* ({n})"
+CUT_SUFFIX = "_…and {n} more parts not shown. See everything in MLflow: {where}_"
+CHART_TITLE = "Metric history: {run}"
+CHART_COMMENT = ":chart_with_upwards_trend: Metric history ({n} charts)."
+CHART_OMITTED = " Not charted for lack of room: {keys}."
+NO_HISTORY = (
+    ":information_source: No metric was logged over more than one step, so there is no history chart."
+)
+PLOTS_COMMENT = ":frame_with_picture: Plots logged with the run ({n})."
+PLOTS_SKIPPED = " Skipped (over {mb} MB): {paths}."
+PLOTS_NOT_SHOWN = " Not shown ({n} more): {paths}."
+
+
+def build_note_continuation(layout: CardLayout, summary: RunSummary) -> list[SlackMessage]:
+    """The rest of a long note, in as few messages as fit."""
+    rest = layout.note_chunks[1:]
+    if not rest:
+        return []
+    return _paged(NOTE_CONTINUED_TITLE, rest, summary, text="Notes (continued)")
+
+
+def build_overflow(layout: CardLayout, summary: RunSummary) -> list[SlackMessage]:
+    """All metrics and params, in monospace tables, when the card could not show them all."""
+    messages: list[SlackMessage] = []
+    if len(summary.metrics) > len(layout.metrics):
+        rows = [(k, format_value(v)) for k, v in sorted(summary.metrics.items())]
+        messages += _paged(
+            METRICS_TITLE.format(n=len(rows)), _table_chunks(rows), summary, text=f"All metrics ({len(rows)})"
+        )
+    if len(summary.params) > len(layout.params):
+        rows = sorted(summary.params.items())
+        messages += _paged(
+            PARAMS_TITLE.format(n=len(rows)), _table_chunks(rows), summary, text=f"All params ({len(rows)})"
+        )
+    return messages
+
+
+def build_chart_comment(panel_count: int, omitted: Sequence[str]) -> str:
+    comment = CHART_COMMENT.format(n=panel_count)
+    if omitted:
+        comment += CHART_OMITTED.format(keys=", ".join(f"`{escape(k)}`" for k in omitted))
+    return truncate(comment, limits.SECTION_TEXT)
+
+
+def build_plots_comment(
+    shown: Sequence[ImageArtifact],
+    too_big: Sequence[ImageArtifact],
+    not_shown: Sequence[ImageArtifact],
+    max_bytes: int,
+) -> str:
+    comment = PLOTS_COMMENT.format(n=len(shown))
+    if too_big:
+        comment += PLOTS_SKIPPED.format(
+            mb=max_bytes // (1024 * 1024), paths=", ".join(f"`{escape(a.path)}`" for a in too_big[:10])
+        )
+    if not_shown:
+        comment += PLOTS_NOT_SHOWN.format(
+            n=len(not_shown), paths=", ".join(f"`{escape(a.path)}`" for a in not_shown[:10])
+        )
+    return truncate(comment, limits.SECTION_TEXT)
+
+
+def _table_chunks(rows: list[tuple[str, str]]) -> list[str]:
+    width = min(max((len(k) for k, _ in rows), default=0), 40)
+    lines = [f"{escape(k).ljust(width)}  {escape(v)}" for k, v in rows]
+    body = "```\n" + "\n".join(lines) + "\n```"
+    return split_mrkdwn(body, limits.SECTION_BUDGET)
+
+
+def _paged(title: str, chunks: list[str], summary: RunSummary, text: str) -> list[SlackMessage]:
+    where = link(summary.run_url, "the run's page") if summary.run_url else f"run `{summary.run_id}`"
+    return paged(title, chunks, text=text, where=where)
+
+
+def paged(title: str, chunks: list[str], *, text: str, where: str) -> list[SlackMessage]:
+    """Sections under a title, BLOCKS_PER_MESSAGE to a message, at most MAX_MESSAGES_PER_PART
+    messages; what is cut is counted and pointed at `where`."""
+    pages = [chunks[i : i + BLOCKS_PER_MESSAGE] for i in range(0, len(chunks), BLOCKS_PER_MESSAGE)]
+    shown, cut = pages[:MAX_MESSAGES_PER_PART], pages[MAX_MESSAGES_PER_PART:]
+    messages = []
+    for index, page in enumerate(shown):
+        blocks = [SectionBlock(text=MarkdownTextObject(text=title)).to_dict()] if index == 0 else []
+        blocks += [SectionBlock(text=MarkdownTextObject(text=chunk)).to_dict() for chunk in page]
+        messages.append(SlackMessage(text=text, blocks=blocks))
+    if cut:
+        hidden = sum(len(p) for p in cut)
+        last = messages[-1]
+        note = SectionBlock(text=MarkdownTextObject(text=CUT_SUFFIX.format(n=hidden, where=where))).to_dict()
+        messages[-1] = SlackMessage(text=last.text, blocks=[*last.blocks, note])
+    return messages

@@ -1,0 +1,36 @@
+"""What the Slack handlers and the HTTP endpoints use, built once by the composition root (`app.py`).
+
+Handlers receive it through the request context (`handlers.context`), never as a global.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bot.compare.service import ComparisonPublisher
+from bot.config import Settings
+from bot.meetings.service import MeetingService
+from bot.nudges.service import NudgeService
+from bot.reviews.publish import ReviewPublisher
+from bot.scheduler import LeaderScheduler
+from bot.store import Store
+from bot.votes.service import VoteService
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    store: Store
+    publisher: ReviewPublisher
+    votes: VoteService
+    meetings: MeetingService
+    nudges: NudgeService
+    comparisons: ComparisonPublisher
+    scheduler: LeaderScheduler
+    health: Callable[[], dict[str, str]]
+
+    def __deepcopy__(self, memo: dict) -> Services:
+        # Bolt deep-copies a request's context for its lazy listeners; the services are shared,
+        # thread-safe singletons (clients, pools, the scheduler), so every copy is this one object.
+        return self

@@ -1,0 +1,74 @@
+"""What rides in a button's value or a modal's private_metadata, typed.
+
+Builders write these with `encode`; the request middleware reads the value of the clicked button
+once with `parse_value` (by its action id) and hands the handler a typed object, so no handler parses
+JSON. Fields have defaults because cards posted by an older bot carry fewer of them; a value that is
+not JSON, or not an object, reads as the model's defaults (and the handler treats that as "no subject").
+"""
+
+from __future__ import annotations
+
+import json
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from bot.ids import ActionId
+
+RUN_NAME_CHARS = 150  # enough for a modal title, far below Slack's 2,000-character button value
+
+
+class _Value(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class RunValue(_Value):
+    """A button about one run: the card's buttons, a meeting's Cancel, a leaderboard row's Review."""
+
+    run_id: str = ""
+    experiment_id: str = ""
+    run_name: str = ""  # the card's title (cards posted before it was carried have none)
+
+
+class VersionValue(_Value):
+    """A nudge's buttons: the registered model version it is about."""
+
+    model: str = ""
+    version: str = ""
+
+
+ButtonValue = RunValue | VersionValue
+
+VALUE_TYPES: dict[str, type[ButtonValue]] = {
+    ActionId.APPROVE: RunValue,
+    ActionId.REQUEST_CHANGES: RunValue,
+    ActionId.SCHEDULE: RunValue,
+    ActionId.OPEN_MLFLOW: RunValue,
+    ActionId.CANCEL_MEETING: RunValue,
+    ActionId.LEADERBOARD_REVIEW: RunValue,
+    ActionId.NUDGE_START_REVIEW: VersionValue,
+    ActionId.NUDGE_SNOOZE: VersionValue,
+}
+
+
+def encode(value: ButtonValue) -> str:
+    """Compact JSON, leaving out empty fields."""
+    return json.dumps(value.model_dump(exclude_defaults=True), separators=(",", ":"))
+
+
+def run_value(run_id: str, experiment_id: str = "", run_name: str = "") -> str:
+    return encode(RunValue(run_id=run_id, experiment_id=experiment_id, run_name=run_name[:RUN_NAME_CHARS]))
+
+
+def parse_value(action_id: str, raw: str | None) -> ButtonValue | None:
+    """The typed value of a clicked button; None for an action id that carries none of ours."""
+    kind = VALUE_TYPES.get(action_id)
+    if kind is None:
+        return None
+    try:
+        data = json.loads(raw or "{}")
+    except ValueError:
+        data = {}
+    try:
+        return kind.model_validate(data if isinstance(data, dict) else {})
+    except ValidationError:
+        return kind()
