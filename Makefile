@@ -2,6 +2,7 @@
 #
 #   make demo    a local MLflow store with scikit-learn runs in ./demo, and a review preview in ./preview
 #   make test    ruff (lint + format check), then the whole pytest suite (needs redis-server or REDIS_URL)
+#   make test-fast  ruff, then the unit and in-process tiers only (no MLflow server, no bot process)
 #   make bench   the benchmarks (tests/benchmarks)
 #   make lint    ruff check + ruff format --check
 #   make format  ruff check --fix + ruff format
@@ -24,7 +25,7 @@ REDIS_HELP := the tests need Redis: install redis-server (Debian: apt-get instal
 their own on a free port, or set REDIS_URL=redis://host:port/db to use a running one.
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test bench lint format clean check-redis
+.PHONY: help venv demo test test-fast bench lint format clean check-redis
 
 help:
 	@sed -n 's/^#   make /  make /p' $(MAKEFILE_LIST)
@@ -61,6 +62,11 @@ test: check-redis $(DEV_STAMP)
 	echo "+ pytest $(PYTEST_ARGS)"; \
 	VIRTUAL_ENV="$(abspath $(VENV))" PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest $(PYTEST_ARGS) || exit $$?; \
 	if [ $$lint -ne 0 ]; then echo "make test: pytest passed, but ruff failed (above)" >&2; exit 1; fi
+
+# The edit-test loop: what needs only one service runs in one process (tests/inprocess), no servers started
+# but Redis for the store's own tests. `make test` stays the one command CI runs.
+test-fast: check-redis $(DEV_STAMP)
+	@$(MAKE) --no-print-directory test PYTEST_ARGS="tests/unit tests/inprocess $(PYTEST_ARGS)"
 
 bench: $(DEV_STAMP)
 	VIRTUAL_ENV="$(abspath $(VENV))" PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m tests.benchmarks

@@ -1,6 +1,6 @@
 """Failures the bot knows how to explain to a person in Slack.
 
-Each carries the user-facing text; `bot.blocks.errors` turns them into messages. Anything else is
+Each carries the user-facing text, which the service that caught it tells the person. Anything else is
 a bug: the error handler logs it with an id and tells the person that id.
 """
 
@@ -41,10 +41,6 @@ class SlackRefused(ReviewBotError):
         super().__init__(advice)
         self.error_code = error_code
         self.channel = channel
-
-
-class DuplicateRequest(ReviewBotError):
-    """The same request arrived twice (a retry or a double submission)."""
 
 
 def log_unexpected(logger: logging.Logger, what: str, error: BaseException | None = None) -> str:

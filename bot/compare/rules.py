@@ -187,7 +187,8 @@ def metric_deltas(
 
 
 def format_value(value: float) -> str:
-    return f"{value:.4g}"
+    """A metric value on a card, a table or a leaderboard: 4 significant digits."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def format_delta(delta: float) -> str:

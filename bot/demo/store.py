@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot.demo import GBM_ESTIMATORS, RANDOM_SEED, VALIDATION_FRACTION, notes
+
 if TYPE_CHECKING:
     import pandas as pd
     from mlflow import MlflowClient
@@ -36,9 +38,6 @@ RUN_NAMES = (BASELINE_RUN_NAME, FOREST_RUN_NAME, CANDIDATE_RUN_NAME)
 
 # One seed for the split and every model. 39 is a split on which the candidate edges out the
 # baseline on AUC with equal F1: a close call, which is what a review demo needs.
-RANDOM_SEED = 39
-VALIDATION_FRACTION = 0.25
-GBM_ESTIMATORS = 150
 TOP_FEATURES = 15
 HISTORY_METRICS = ("loss", "val_loss", "train_accuracy", "val_accuracy", "val_auc")
 
@@ -262,7 +261,7 @@ def _train_baseline(experiment_id: str, split: _Split) -> tuple[str, dict[str, f
         model.fit(split.X_train, split.y_train)
         metrics = _validation_metrics(model, split)
         mlflow.log_metrics(metrics)
-        mlflow.set_tag("mlflow.note.content", _baseline_note(metrics))
+        mlflow.set_tag("mlflow.note.content", notes.baseline_note(metrics))
     return run.info.run_id, metrics
 
 
@@ -277,7 +276,7 @@ def _train_forest(experiment_id: str, split: _Split) -> tuple[str, dict[str, flo
         model.fit(split.X_train, split.y_train)
         metrics = _validation_metrics(model, split)
         mlflow.log_metrics(metrics)
-        mlflow.set_tag("mlflow.note.content", _forest_note(metrics))
+        mlflow.set_tag("mlflow.note.content", notes.forest_note(metrics))
     return run.info.run_id, metrics
 
 
@@ -299,7 +298,7 @@ def _train_candidate(experiment_id: str, split: _Split, baseline: dict[str, floa
         final = {key: value for key, value in metrics.items() if key not in HISTORY_METRICS}
         mlflow.log_metrics(final, step=GBM_ESTIMATORS)
         mlflow.log_figure(_feature_importance_figure(model), FEATURE_IMPORTANCE_ARTIFACT)
-        mlflow.set_tag("mlflow.note.content", _candidate_note(metrics, baseline, best_step))
+        mlflow.set_tag("mlflow.note.content", notes.candidate_note(metrics, baseline, best_step))
     return run.info.run_id
 
 
@@ -343,73 +342,6 @@ def _feature_importance_figure(model: Any) -> Any:
     axes.set_title(f"gbm-candidate: top {TOP_FEATURES} features")
     axes.grid(axis="x", alpha=0.3)
     return figure
-
-
-# --- notes: what the engineers wrote on each run ----------------------------------------------------
-
-
-def _baseline_note(metrics: dict[str, float]) -> str:
-    return f"""## Summary
-
-**Baseline** for the benign/malignant classifier: a standardised _logistic regression_, the model
-currently serving as `@champion`. Validation AUC is **{metrics["val_auc"]:.4f}**.
-
-- Features: all 30 columns of the Wisconsin data set, scaled with `StandardScaler`
-  - no feature selection, no interaction terms
-- Split: stratified {VALIDATION_FRACTION:.0%} validation hold-out, seed `{RANDOM_SEED}`
-- Solver defaults, `max_iter=500` to converge; see the
-  [LogisticRegression docs](https://scikit-learn.org/stable/modules/linear_model.html#logistic-regression)
-
-```python
-make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
-```
-"""
-
-
-def _forest_note(metrics: dict[str, float]) -> str:
-    return f"""## Summary
-
-Quick **random forest** check to see whether a _non-linear_ model buys anything over the
-baseline. Validation AUC **{metrics["val_auc"]:.4f}**, recall {metrics["val_recall"]:.3f}.
-
-- 100 trees, default depth, `random_state={RANDOM_SEED}`
-  - not tuned: exploration only, not proposed for promotion
-- See the [ensemble user guide](https://scikit-learn.org/stable/modules/ensemble.html#random-forests)
-
-```python
-RandomForestClassifier(n_estimators=100, random_state={RANDOM_SEED})
-```
-"""
-
-
-def _candidate_note(metrics: dict[str, float], baseline: dict[str, float], best_step: int) -> str:
-    def row(label: str, values: dict[str, float]) -> str:
-        cells = " | ".join(f"{values[key]:.4f}" for key in ("val_auc", "val_f1", "val_recall"))
-        return f"| {label} | {cells} |"
-
-    return f"""## Summary
-
-**Gradient boosting candidate**, proposed as _challenger_ to the logistic-regression champion.
-Validation AUC **{metrics["val_auc"]:.4f}** against {baseline["val_auc"]:.4f} for the baseline
-({metrics["val_auc"] - baseline["val_auc"]:+.4f}).
-
-- {GBM_ESTIMATORS} trees, `learning_rate=0.1`, `max_depth=3`
-  - `val_loss` is lowest at tree {best_step}; no early stopping yet
-- Same stratified split and seed as the baseline, so the numbers compare directly
-- Background: [gradient boosting in scikit-learn](https://scikit-learn.org/stable/modules/ensemble.html#gradient-boosting)
-
-| model | val AUC | val F1 | val recall |
-|---|---|---|---|
-{row("logreg-baseline", baseline)}
-{row("gbm-candidate", metrics)}
-
-```python
-GradientBoostingClassifier(n_estimators={GBM_ESTIMATORS}, learning_rate=0.1, max_depth=3)
-```
-
-> Reviewer note: recall is what matters clinically here; please check the confusion matrix
-> before approving, not only the AUC.
-"""
 
 
 # --- process state ---------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.compare.baseline_line import BASELINE_FIELD, build_baseline_line
+from bot.compare.rules import format_value
 from bot.ids import ActionId, BlockId, MetadataEvent
 from bot.models import Meeting, ReviewState, ReviewStatus, RunSummary, Vote
 from bot.slack import limits
@@ -90,10 +91,6 @@ def _lines_that_fit(title: str, lines: list[str], total: int) -> int:
         if len("\n".join([title, *lines[:count], *tail])) <= limits.SECTION_TEXT:
             return count
     return 0
-
-
-def format_value(value: float) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def format_duration(seconds: float | None) -> str:

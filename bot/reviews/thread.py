@@ -6,8 +6,9 @@ from collections.abc import Sequence
 
 from slack_sdk.models.blocks import MarkdownTextObject, SectionBlock
 
+from bot.compare.rules import format_value
 from bot.models import ImageArtifact, RunSummary
-from bot.reviews.card import CardLayout, format_value
+from bot.reviews.card import CardLayout
 from bot.slack import limits
 from bot.slack.message import SlackMessage
 from bot.slack.mrkdwn import escape, link, split_mrkdwn, truncate

@@ -7,7 +7,6 @@ FIELD_TEXT = 2000
 HEADER_TEXT = 150
 BUTTON_TEXT = 75
 BUTTON_VALUE = 2000
-CONTEXT_ELEMENTS = 10
 MESSAGE_TEXT = 40000
 
 # What the builders aim for: a little under each limit, so a suffix always fits.
