@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from bot import tags
+from bot.deployments import PRODUCTION_STAGE, DeployedVersion, deployment_markers
 from bot.errors import NotFound
 from bot.mlflow.client import Mlflow, ms_to_datetime
 from bot.mlflow.urls import model_version_url, run_url
 from bot.models import ModelVersionRef
-from bot.nudges.rules import PRODUCTION_STAGE, DeployedVersion, deployment_markers
 
 SEARCH_PAGE = 500
 RUN_BATCH = 100  # run ids in one `attributes.run_id IN (...)` search

@@ -20,10 +20,11 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from bot.deployments import PRODUCTION_STAGE, DeployedVersion
 from bot.ids import ActionId, NudgeBlockId
 from bot.meetings.blocks import format_age, meeting_time, mention, mentions, request_order, run_link
 from bot.models import ReviewStatus, RunSummary
-from bot.nudges.rules import PRODUCTION_STAGE, DeployedVersion, Scan
+from bot.nudges.rules import Scan
 from bot.slack import limits
 from bot.slack.message import SlackMessage
 from bot.slack.mrkdwn import escape, link, truncate

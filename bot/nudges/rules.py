@@ -16,9 +16,9 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.models import ReviewState, ReviewStatus, RunSummary
+from bot.deployments import DeployedVersion
+from bot.models import ReviewState, RunSummary
 
-PRODUCTION_STAGE = "Production"
 SNOOZE_FOR = timedelta(days=7)
 # MLflow's webhook signature: "v1,<base64 HMAC-SHA256 of '{delivery_id}.{timestamp}.{body}'>".
 SIGNATURE_VERSION = "v1"
@@ -29,30 +29,6 @@ WEBHOOK_EVENTS = ("model_version_alias.created", "model_version_tag.set", "model
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True)
-
-
-class DeployedVersion(_Frozen):
-    """A registered model version that serves, and the review of the run it came from."""
-
-    name: str
-    version: str
-    markers: list[str]  # the deployment aliases on it, and/or "Production" (the legacy stage)
-    run_id: str = ""  # "" when the version was not logged from a run
-    run_name: str = ""
-    run_url: str = ""
-    run_started: datetime | None = None
-    version_url: str = ""
-    review: ReviewState | None = None
-    snoozed_until: datetime | None = None
-
-    @property
-    def approved(self) -> bool:
-        return self.review is not None and self.review.status is ReviewStatus.APPROVED
-
-    @property
-    def since(self) -> datetime | None:
-        """When its review was requested: the age the digest sorts by (never reviewed: no age)."""
-        return self.review.requested_at if self.review else None
 
 
 class Scan(_Frozen):
@@ -68,15 +44,6 @@ class Scan(_Frozen):
     @property
     def empty(self) -> bool:
         return not (self.unreviewed or self.overdue or self.unchecked or self.registry_error)
-
-
-def deployment_markers(aliases: list[str], stage: str | None, deployment_aliases: list[str]) -> list[str]:
-    """The reasons a version counts as deployed; empty when it does not."""
-    wanted = {a.lower() for a in deployment_aliases}
-    markers = sorted(a for a in aliases if a.lower() in wanted)
-    if (stage or "") == PRODUCTION_STAGE:
-        markers.append(PRODUCTION_STAGE)
-    return markers
 
 
 def needs_nudge(version: DeployedVersion, now: datetime) -> bool:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from mlflow.webhooks.delivery import _generate_hmac_signature
 
+from bot.deployments import PRODUCTION_STAGE, DeployedVersion, deployment_markers
 from bot.ids import ActionId, NudgeBlockId
 from bot.models import ReviewState, ReviewStatus, RunSummary, Via, Vote
 from bot.nudges.blocks import (
@@ -30,10 +31,7 @@ from bot.nudges.blocks import (
     version_value,
 )
 from bot.nudges.rules import (
-    PRODUCTION_STAGE,
-    DeployedVersion,
     Scan,
-    deployment_markers,
     is_overdue,
     needs_nudge,
     sign_webhook,

@@ -1,0 +1,48 @@
+"""What counts as deployed: a registered model version under one of DEPLOYMENT_ALIASES (MLflow's current
+way of marking what serves) or in the legacy stage `Production`. Read by the registry scan
+(`bot.mlflow.registry`) and acted on by the nudges (`bot.nudges`). Pure."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+
+from bot.models import ReviewState, ReviewStatus
+
+PRODUCTION_STAGE = "Production"
+
+
+class DeployedVersion(BaseModel):
+    """A registered model version that serves, and the review of the run it came from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    version: str
+    markers: list[str]  # the deployment aliases on it, and/or "Production" (the legacy stage)
+    run_id: str = ""  # "" when the version was not logged from a run
+    run_name: str = ""
+    run_url: str = ""
+    run_started: datetime | None = None
+    version_url: str = ""
+    review: ReviewState | None = None
+    snoozed_until: datetime | None = None
+
+    @property
+    def approved(self) -> bool:
+        return self.review is not None and self.review.status is ReviewStatus.APPROVED
+
+    @property
+    def since(self) -> datetime | None:
+        """When its review was requested: the age the digest sorts by (never reviewed: no age)."""
+        return self.review.requested_at if self.review else None
+
+
+def deployment_markers(aliases: list[str], stage: str | None, deployment_aliases: list[str]) -> list[str]:
+    """The reasons a version counts as deployed; empty when it does not."""
+    wanted = {a.lower() for a in deployment_aliases}
+    markers = sorted(a for a in aliases if a.lower() in wanted)
+    if (stage or "") == PRODUCTION_STAGE:
+        markers.append(PRODUCTION_STAGE)
+    return markers
