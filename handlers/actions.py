@@ -8,10 +8,10 @@ from slack_bolt import App, BoltContext, Respond
 from slack_sdk import WebClient
 
 from bot.errors import ReviewBotError
-from bot.ids import ActionId, BlockId
+from bot.ids import ActionId
 from bot.meetings.blocks import build_schedule_modal
 from bot.models import RefKind, RunRef, Via, VoteKind
-from bot.reviews.card import HEADER_PREFIX
+from bot.reviews.card import card_title
 from bot.slack.values import RunValue
 from bot.tags import DEFAULT_DURATION_MIN
 from handlers.context import acknowledge, channel_of, ephemeral, services_of, subject_of
@@ -41,15 +41,6 @@ def request_changes(body: dict[str, Any], context: BoltContext, respond: Respond
     _vote(VoteKind.REQUEST_CHANGES, body, context, respond)
 
 
-def card_title(subject: RunValue, message: dict[str, Any]) -> str:
-    """The run's name for the modal: carried by the button; cards posted before it was are read from
-    their header block."""
-    if subject.run_name:
-        return subject.run_name
-    header = next((b for b in message.get("blocks") or [] if b.get("block_id") == BlockId.HEADER), {})
-    return str((header.get("text") or {}).get("text", "")).removeprefix(HEADER_PREFIX)
-
-
 def open_schedule_modal(body: dict[str, Any], context: BoltContext, client: WebClient) -> None:
     """Lazy, right after the ack: views.open must use the click's trigger within 3 seconds."""
     subject = _run_subject(context)
@@ -57,7 +48,7 @@ def open_schedule_modal(body: dict[str, Any], context: BoltContext, client: WebC
         trigger_id=body["trigger_id"],
         view=build_schedule_modal(
             subject.run_id,
-            card_title(subject, body.get("message") or {}),
+            card_title(body.get("message") or {}),
             sorted(services_of(context).votes.policy().reviewers or []),
             None,
             DEFAULT_DURATION_MIN,

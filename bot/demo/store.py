@@ -81,16 +81,16 @@ def build_demo_store(tracking_uri: str, artifact_root: str) -> DemoStore:
     import mlflow
 
     with _quiet(), _use_store(tracking_uri):
-        client = mlflow.MlflowClient(tracking_uri, registry_uri=tracking_uri)
-        experiment_id = _ensure_experiment(client, artifact_root)
-        existing = _find_existing(client, experiment_id, tracking_uri)
+        tracking = mlflow.MlflowClient(tracking_uri, registry_uri=tracking_uri)
+        experiment_id = _ensure_experiment(tracking, artifact_root)
+        existing = _find_existing(tracking, experiment_id, tracking_uri)
         if existing is not None:
             return existing
-        _delete_stale_runs(client, experiment_id)
-        return _build(client, experiment_id, tracking_uri)
+        _delete_stale_runs(tracking, experiment_id)
+        return _build(tracking, experiment_id, tracking_uri)
 
 
-def _build(client: MlflowClient, experiment_id: str, tracking_uri: str) -> DemoStore:
+def _build(tracking: MlflowClient, experiment_id: str, tracking_uri: str) -> DemoStore:
     import mlflow
     import mlflow.sklearn
 
@@ -105,11 +105,11 @@ def _build(client: MlflowClient, experiment_id: str, tracking_uri: str) -> DemoS
     finally:
         mlflow.sklearn.autolog(disable=True)
 
-    champion = _register(client, baseline_id)
-    challenger = _register(client, candidate_id)
-    client.update_registered_model(MODEL_NAME, description=REGISTERED_MODEL_DESCRIPTION)
-    client.set_registered_model_alias(MODEL_NAME, CHAMPION_ALIAS, champion)
-    client.set_registered_model_alias(MODEL_NAME, CHALLENGER_ALIAS, challenger)
+    champion = _register(tracking, baseline_id)
+    challenger = _register(tracking, candidate_id)
+    tracking.update_registered_model(MODEL_NAME, description=REGISTERED_MODEL_DESCRIPTION)
+    tracking.set_registered_model_alias(MODEL_NAME, CHAMPION_ALIAS, champion)
+    tracking.set_registered_model_alias(MODEL_NAME, CHALLENGER_ALIAS, challenger)
     return DemoStore(
         tracking_uri=tracking_uri,
         experiment_id=experiment_id,
@@ -123,29 +123,31 @@ def _build(client: MlflowClient, experiment_id: str, tracking_uri: str) -> DemoS
 # --- the store: experiment, reuse, clean-up, registry -------------------------------------------
 
 
-def _ensure_experiment(client: MlflowClient, artifact_root: str) -> str:
-    experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
+def _ensure_experiment(tracking: MlflowClient, artifact_root: str) -> str:
+    experiment = tracking.get_experiment_by_name(EXPERIMENT_NAME)
     if experiment is None:
         Path(artifact_root).mkdir(parents=True, exist_ok=True)
-        return client.create_experiment(
+        return tracking.create_experiment(
             EXPERIMENT_NAME,
             artifact_location=Path(artifact_root).resolve().as_uri(),
         )
     if experiment.lifecycle_stage == "deleted":
-        client.restore_experiment(experiment.experiment_id)
+        tracking.restore_experiment(experiment.experiment_id)
     return experiment.experiment_id
 
 
-def _find_existing(client: MlflowClient, experiment_id: str, tracking_uri: str) -> DemoStore | None:
+def _find_existing(tracking: MlflowClient, experiment_id: str, tracking_uri: str) -> DemoStore | None:
     """The store built earlier by this DEMO_VERSION, if it is complete; None means rebuild."""
     from mlflow.exceptions import MlflowException
 
-    runs = client.search_runs([experiment_id], filter_string=f"tags.`{DEMO_VERSION_TAG}` = '{DEMO_VERSION}'")
+    runs = tracking.search_runs(
+        [experiment_id], filter_string=f"tags.`{DEMO_VERSION_TAG}` = '{DEMO_VERSION}'"
+    )
     by_name = {run.info.run_name: run.info.run_id for run in runs}
     if len(runs) != len(RUN_NAMES) or set(by_name) != set(RUN_NAMES):
         return None
     try:
-        champion = client.get_model_version_by_alias(MODEL_NAME, CHAMPION_ALIAS)
+        champion = tracking.get_model_version_by_alias(MODEL_NAME, CHAMPION_ALIAS)
     except MlflowException:
         return None
     if champion.run_id != by_name[BASELINE_RUN_NAME]:
@@ -160,13 +162,13 @@ def _find_existing(client: MlflowClient, experiment_id: str, tracking_uri: str) 
     )
 
 
-def _delete_stale_runs(client: MlflowClient, experiment_id: str) -> None:
+def _delete_stale_runs(tracking: MlflowClient, experiment_id: str) -> None:
     """Soft-delete demo runs from another version or an interrupted build; leave others alone."""
-    for run in client.search_runs([experiment_id], filter_string=f"tags.`{DEMO_VERSION_TAG}` != ''"):
-        client.delete_run(run.info.run_id)
+    for run in tracking.search_runs([experiment_id], filter_string=f"tags.`{DEMO_VERSION_TAG}` != ''"):
+        tracking.delete_run(run.info.run_id)
 
 
-def _register(client: MlflowClient, run_id: str) -> str:
+def _register(tracking: MlflowClient, run_id: str) -> str:
     """Register the model autolog logged in `run_id`; return the new version number.
 
     In MLflow 3 autolog logs a LoggedModel (stored under the experiment's `models/` folder, not the
@@ -175,7 +177,7 @@ def _register(client: MlflowClient, run_id: str) -> str:
     """
     import mlflow
 
-    outputs = client.get_run(run_id).outputs
+    outputs = tracking.get_run(run_id).outputs
     model_ids = [output.model_id for output in (outputs.model_outputs if outputs else [])]
     if len(model_ids) != 1:
         raise RuntimeError(f"expected one logged model in run {run_id}, found {len(model_ids)}")

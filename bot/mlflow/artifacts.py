@@ -25,7 +25,7 @@ class Artifacts:
         found: list[ImageArtifact] = []
 
         def walk(path: str | None, depth: int) -> None:
-            entries = self.mlflow.call("artifacts", lambda: self.mlflow.client.list_artifacts(run_id, path))
+            entries = self.mlflow.call("artifacts", lambda: self.mlflow.tracking.list_artifacts(run_id, path))
             for entry in sorted(entries, key=lambda e: e.path):
                 if entry.is_dir:
                     if (
@@ -45,6 +45,6 @@ class Artifacts:
         with tempfile.TemporaryDirectory(prefix="review-bot-") as tmp:
             local = self.mlflow.call(
                 f"artifact `{path}`",
-                lambda: self.mlflow.client.download_artifacts(run_id, path, dst_path=tmp),
+                lambda: self.mlflow.tracking.download_artifacts(run_id, path, dst_path=tmp),
             )
             return Path(local).read_bytes()

@@ -41,7 +41,8 @@ class Mlflow:
     def __init__(self, tracking_uri: str, ui_url: str = "") -> None:
         self.tracking_uri = tracking_uri
         self.ui_url = ui_url
-        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        # `tracking`, not `client`: the manifest test reads `client.<method>(` as a Slack Web API call.
+        self.tracking = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
     @property
     def is_server(self) -> bool:
@@ -75,7 +76,7 @@ class Mlflow:
                 )
                 response.raise_for_status()
             else:
-                self.client.search_experiments(max_results=1)
+                self.tracking.search_experiments(max_results=1)
         except Exception as exc:  # noqa: BLE001 - health reports any failure as text
             return f"unreachable: {short(exc)}"
         return "ok"

@@ -25,15 +25,15 @@ class Experiments:
 
     def find_experiment(self, name_or_id: str) -> tuple[str, str] | None:
         """(id, name) of an active experiment named, or numbered, `name_or_id`; None when there is none."""
-        client = self.mlflow.client
+        tracking = self.mlflow.tracking
         experiment = None
         if name_or_id.isdigit():
             try:
-                experiment = self.mlflow.call("experiment", lambda: client.get_experiment(name_or_id))
+                experiment = self.mlflow.call("experiment", lambda: tracking.get_experiment(name_or_id))
             except NotFound:
                 experiment = None
         if experiment is None:
-            experiment = self.mlflow.call("experiment", lambda: client.get_experiment_by_name(name_or_id))
+            experiment = self.mlflow.call("experiment", lambda: tracking.get_experiment_by_name(name_or_id))
         if experiment is None or experiment.lifecycle_stage == "deleted":
             return None
         return experiment.experiment_id, experiment.name
@@ -47,7 +47,7 @@ class Experiments:
         """
         runs = self.mlflow.call(
             "runs",
-            lambda: self.mlflow.client.search_runs(
+            lambda: self.mlflow.tracking.search_runs(
                 [experiment_id], order_by=[order_by_metric(key, direction)], max_results=limit
             ),
         )
@@ -66,7 +66,7 @@ class Experiments:
             conditions.append(f"attributes.start_time < {int(started_before.timestamp() * 1000)}")
         return self.mlflow.call(
             "runs",
-            lambda: self.mlflow.client.search_runs(
+            lambda: self.mlflow.tracking.search_runs(
                 [experiment_id],
                 filter_string=" and ".join(conditions),
                 order_by=[order_by_metric(key, direction)],
@@ -78,7 +78,7 @@ class Experiments:
         """Metrics logged by the experiment's most recent runs, and how many runs were read."""
         runs = self.mlflow.call(
             "runs",
-            lambda: self.mlflow.client.search_runs(
+            lambda: self.mlflow.tracking.search_runs(
                 [experiment_id], max_results=METRIC_SAMPLE_RUNS, order_by=["attributes.start_time DESC"]
             ),
         )

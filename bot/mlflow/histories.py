@@ -51,7 +51,7 @@ class Histories:
                     (m.step, m.timestamp, m.value)
                     for m in self.mlflow.call(
                         f"metric `{key}`",
-                        lambda run_id=run_id: self.mlflow.client.get_metric_history(run_id, key),
+                        lambda run_id=run_id: self.mlflow.tracking.get_metric_history(run_id, key),
                     )
                 ]
                 for run_id in run_ids

@@ -17,7 +17,7 @@ class ReviewRecords:
         self.mlflow = mlflow
 
     def run_tags(self, run_id: str) -> dict[str, str]:
-        run = self.mlflow.call(f"run `{run_id}`", lambda: self.mlflow.client.get_run(run_id))
+        run = self.mlflow.call(f"run `{run_id}`", lambda: self.mlflow.tracking.get_run(run_id))
         return dict(run.data.tags)
 
     def review_of(self, run_id: str) -> ReviewState | None:
@@ -27,7 +27,7 @@ class ReviewRecords:
         """Several tags on a run in one log_batch: all written or none."""
         self.mlflow.call(
             f"run `{run_id}`",
-            lambda: self.mlflow.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in values.items()]),
+            lambda: self.mlflow.tracking.log_batch(run_id, tags=[RunTag(k, v) for k, v in values.items()]),
         )
 
     def record_review(
@@ -51,10 +51,10 @@ class ReviewRecords:
     def set_model_version_tag(self, name: str, version: str, key: str, value: str) -> None:
         self.mlflow.call(
             f"model `{name}` version {version}",
-            lambda: self.mlflow.client.set_model_version_tag(name, version, key, value),
+            lambda: self.mlflow.tracking.set_model_version_tag(name, version, key, value),
         )
 
     def log_discussion(self, run_id: str, markdown: str) -> None:
         self.mlflow.call(
-            f"run `{run_id}`", lambda: self.mlflow.client.log_text(run_id, markdown, DISCUSSION_ARTIFACT)
+            f"run `{run_id}`", lambda: self.mlflow.tracking.log_text(run_id, markdown, DISCUSSION_ARTIFACT)
         )

@@ -36,31 +36,32 @@ class Registry:
 
     def source_run(self, name: str, *, version: str | None = None, alias: str | None = None) -> str:
         """The run a model version (by number or alias) was logged from; "" when none."""
-        client = self.mlflow.client
+        tracking = self.mlflow.tracking
         if version is not None:
             mv = self.mlflow.call(
-                f"model `{name}` version {version}", lambda: client.get_model_version(name, version)
+                f"model `{name}` version {version}", lambda: tracking.get_model_version(name, version)
             )
         else:
             mv = self.mlflow.call(
-                f"model `{name}` with alias @{alias}", lambda: client.get_model_version_by_alias(name, alias)
+                f"model `{name}` with alias @{alias}",
+                lambda: tracking.get_model_version_by_alias(name, alias),
             )
         return mv.run_id or ""
 
     def registered_aliases(self, name: str) -> dict[str, str]:
         """{alias: version} of one registered model."""
-        model = self.mlflow.call(f"model `{name}`", lambda: self.mlflow.client.get_registered_model(name))
+        model = self.mlflow.call(f"model `{name}`", lambda: self.mlflow.tracking.get_registered_model(name))
         return {a: str(v) for a, v in (getattr(model, "aliases", None) or {}).items()}
 
     def model_versions_of(self, run_id: str) -> list[ModelVersionRef]:
-        client = self.mlflow.client
+        tracking = self.mlflow.tracking
         versions = self.mlflow.call(
-            "model registry", lambda: client.search_model_versions(f"run_id = '{run_id}'")
+            "model registry", lambda: tracking.search_model_versions(f"run_id = '{run_id}'")
         )
         # search_model_versions leaves aliases out; the registered model has them (one call per model).
         aliases = {
             name: aliases_by_version(
-                self.mlflow.call(f"model `{name}`", lambda name=name: client.get_registered_model(name))
+                self.mlflow.call(f"model `{name}`", lambda name=name: tracking.get_registered_model(name))
             )
             for name in {mv.name for mv in versions}
         }
@@ -90,7 +91,7 @@ class Registry:
         while True:
             page = self.mlflow.call(
                 "model registry",
-                lambda token=token: self.mlflow.client.search_registered_models(
+                lambda token=token: self.mlflow.tracking.search_registered_models(
                     max_results=SEARCH_PAGE, page_token=token
                 ),
             )
@@ -118,7 +119,9 @@ class Registry:
         if not found.run_id:
             return found
         try:
-            run = self.mlflow.call(f"run `{found.run_id}`", lambda: self.mlflow.client.get_run(found.run_id))
+            run = self.mlflow.call(
+                f"run `{found.run_id}`", lambda: self.mlflow.tracking.get_run(found.run_id)
+            )
         except NotFound:  # the run is gone: the version stays unreviewable, and says so
             return found
         return self._with_run(found, run)
@@ -126,7 +129,7 @@ class Registry:
     def model_version_state(self, name: str, version: str, deployment_aliases: list[str]) -> DeployedVersion:
         """A model version's aliases, stage, source run and snooze (one call), without its run's review."""
         mv = self.mlflow.call(
-            f"model `{name}` version {version}", lambda: self.mlflow.client.get_model_version(name, version)
+            f"model `{name}` version {version}", lambda: self.mlflow.tracking.get_model_version(name, version)
         )
         return DeployedVersion(
             name=name,
@@ -143,16 +146,16 @@ class Registry:
         run_ids = sorted({v.run_id for v in versions if v.run_id})
         if not run_ids:
             return versions
-        client = self.mlflow.client
+        tracking = self.mlflow.tracking
         experiments = self.mlflow.call(
-            "experiments", lambda: client.search_experiments(max_results=MAX_EXPERIMENTS)
+            "experiments", lambda: tracking.search_experiments(max_results=MAX_EXPERIMENTS)
         )
         runs = {}
         for i in range(0, len(run_ids), RUN_BATCH):
             batch = ", ".join(f"'{run_id}'" for run_id in run_ids[i : i + RUN_BATCH])
             page = self.mlflow.call(
                 "runs",
-                lambda batch=batch: client.search_runs(
+                lambda batch=batch: tracking.search_runs(
                     [e.experiment_id for e in experiments],
                     filter_string=f"attributes.run_id IN ({batch})",
                     max_results=RUN_BATCH,
@@ -175,10 +178,10 @@ class Registry:
 
     def register_webhook(self, name: str, url: str, events: tuple[str, ...], secret: str) -> tuple[str, bool]:
         """Create the bot's webhook, or update the one with this name; returns (its id, created?)."""
-        client = self.mlflow.client
+        tracking = self.mlflow.tracking
         token, existing = None, None
         while existing is None:
-            page = self.mlflow.call("webhooks", lambda token=token: client.list_webhooks(page_token=token))
+            page = self.mlflow.call("webhooks", lambda token=token: tracking.list_webhooks(page_token=token))
             existing = next((w for w in page if w.name == name), None)
             token = page.token
             if not token:
@@ -186,14 +189,14 @@ class Registry:
         if existing is not None:
             self.mlflow.call(
                 f"webhook `{name}`",
-                lambda: client.update_webhook(
+                lambda: tracking.update_webhook(
                     existing.webhook_id, url=url, events=list(events), secret=secret, status="ACTIVE"
                 ),
             )
             return existing.webhook_id, False
         created = self.mlflow.call(
             f"webhook `{name}`",
-            lambda: client.create_webhook(
+            lambda: tracking.create_webhook(
                 name, url, list(events), description=WEBHOOK_DESCRIPTION, secret=secret
             ),
         )

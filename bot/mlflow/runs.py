@@ -104,19 +104,19 @@ class Runs:
         return run_id
 
     def run_summary(self, run_id: str) -> RunSummary:
-        run = self.mlflow.call(f"run `{run_id}`", lambda: self.mlflow.client.get_run(run_id))
+        run = self.mlflow.call(f"run `{run_id}`", lambda: self.mlflow.tracking.get_run(run_id))
         if run.info.lifecycle_stage == "deleted":
             raise NotFound(DELETED_RUN.format(run_id=run_id))
         experiment = self.mlflow.call(
             f"experiment {run.info.experiment_id}",
-            lambda: self.mlflow.client.get_experiment(run.info.experiment_id),
+            lambda: self.mlflow.tracking.get_experiment(run.info.experiment_id),
         )
         return summary_from_run(
             run, experiment.name, self.registry.model_versions_of(run_id), self.mlflow.ui_url
         )
 
     def active_run(self, run_id: str) -> Run:
-        run = self.mlflow.call(f"run `{run_id}`", lambda: self.mlflow.client.get_run(run_id))
+        run = self.mlflow.call(f"run `{run_id}`", lambda: self.mlflow.tracking.get_run(run_id))
         if run.info.lifecycle_stage == "deleted":
             raise NotFound(DELETED_COMPARED_RUN.format(run_id=run_id))
         return run
@@ -128,7 +128,7 @@ class Runs:
             runs = list(pool.map(self.active_run, run_ids))
         names = {
             experiment_id: self.mlflow.call(
-                f"experiment {experiment_id}", lambda e=experiment_id: self.mlflow.client.get_experiment(e)
+                f"experiment {experiment_id}", lambda e=experiment_id: self.mlflow.tracking.get_experiment(e)
             ).name
             for experiment_id in dict.fromkeys(run.info.experiment_id for run in runs)
         }
@@ -136,7 +136,7 @@ class Runs:
 
     def experiment_names(self) -> dict[str, str]:
         experiments = self.mlflow.call(
-            "experiments", lambda: self.mlflow.client.search_experiments(max_results=MAX_EXPERIMENTS)
+            "experiments", lambda: self.mlflow.tracking.search_experiments(max_results=MAX_EXPERIMENTS)
         )
         return {e.experiment_id: e.name for e in experiments}
 
@@ -151,7 +151,7 @@ class Runs:
         while names:
             page = self.mlflow.call(
                 "runs",
-                lambda token=token: self.mlflow.client.search_runs(
+                lambda token=token: self.mlflow.tracking.search_runs(
                     list(names), filter_string=filter_string, max_results=SEARCH_PAGE, page_token=token
                 ),
             )

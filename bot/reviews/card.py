@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -115,8 +116,16 @@ def format_time(moment: datetime | None) -> str:
 
 
 def review_value(summary: RunSummary) -> str:
-    """What rides in every button's value: enough to find the run again, and the card's title."""
-    return run_value(summary.run_id, summary.experiment_id, summary.run_name)
+    """What rides in every button's value: enough to find the run again."""
+    return run_value(summary.run_id, summary.experiment_id)
+
+
+def card_title(card: dict[str, Any]) -> str:
+    """The run's name, read back from a posted card's header block (the one `build_review_card` writes
+    with BlockId.HEADER). Not carried in the buttons' values: a name is text anyone with MLflow access
+    can set, and only the header shows it as plain text."""
+    header = next((b for b in card.get("blocks") or [] if b.get("block_id") == BlockId.HEADER), {})
+    return str((header.get("text") or {}).get("text", "")).removeprefix(HEADER_PREFIX)
 
 
 def build_status_line(review: ReviewState | None, requested_by: str, required_approvals: int) -> str:

@@ -14,8 +14,6 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bot.ids import ActionId
 
-RUN_NAME_CHARS = 150  # enough for a modal title, far below Slack's 2,000-character button value
-
 
 class _Value(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -26,7 +24,6 @@ class RunValue(_Value):
 
     run_id: str = ""
     experiment_id: str = ""
-    run_name: str = ""  # the card's title (cards posted before it was carried have none)
 
 
 class VersionValue(_Value):
@@ -55,8 +52,8 @@ def encode(value: ButtonValue) -> str:
     return json.dumps(value.model_dump(exclude_defaults=True), separators=(",", ":"))
 
 
-def run_value(run_id: str, experiment_id: str = "", run_name: str = "") -> str:
-    return encode(RunValue(run_id=run_id, experiment_id=experiment_id, run_name=run_name[:RUN_NAME_CHARS]))
+def run_value(run_id: str, experiment_id: str = "") -> str:
+    return encode(RunValue(run_id=run_id, experiment_id=experiment_id))
 
 
 def parse_value(action_id: str, raw: str | None) -> ButtonValue | None:

@@ -33,9 +33,7 @@ RUN_ID = "0123456789abcdef0123456789abcdef"
 RUN_URL = f"http://mlflow:5000/#/experiments/7/runs/{RUN_ID}"
 EXPERIMENT_URL = "http://mlflow:5000/#/experiments/7"
 START = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
-VALUE = json.dumps(
-    {"run_id": RUN_ID, "experiment_id": "7", "run_name": "fraud-clf-v2"}, separators=(",", ":")
-)
+VALUE = json.dumps({"run_id": RUN_ID, "experiment_id": "7"}, separators=(",", ":"))
 HOSTILE = "<!channel> <@U999> <https://evil.example|click>"
 
 
