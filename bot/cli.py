@@ -74,22 +74,28 @@ def _secrets(settings: Settings) -> list[str]:
     ]
 
 
-def cmd_serve(args: argparse.Namespace, wiring: Wiring) -> None:
+def _start(wiring: Wiring, *, socket_mode: bool) -> tuple[Settings, Services, App]:
+    """Settings (exit 2 naming what is missing for this mode), logging, the services and the app."""
     from bot.logs import configure_logging
 
     settings = load_settings()
+    require = settings.require_socket_mode if socket_mode else settings.require_slack_http
     try:
-        settings.require_slack_http()
+        require()
     except MissingSettingError as exc:
         _die(str(exc))
     configure_logging(settings.log_level, _secrets(settings))
+    services = wiring.build_services(settings)
+    app = wiring.create_app(settings, services, socket_mode=socket_mode)
+    _warn_about_nudges(settings)
+    return settings, services, app
 
+
+def cmd_serve(args: argparse.Namespace, wiring: Wiring) -> None:
     from bot.server import serve
     from bot.web import create_wsgi_app
 
-    services = wiring.build_services(settings)
-    app = wiring.create_app(settings, services)
-    _warn_about_nudges(settings)
+    settings, services, app = _start(wiring, socket_mode=False)
     log.info("serving on port %s (POST /slack/events, POST /mlflow/webhook, GET /healthz)", settings.port)
     serve(
         create_wsgi_app(app, services.health, wiring.create_webhook_app(services)),
@@ -111,24 +117,13 @@ def _warn_about_nudges(settings: Settings) -> None:
 
 
 def cmd_socket(args: argparse.Namespace, wiring: Wiring) -> None:
-    from bot.logs import configure_logging
-
-    settings = load_settings()
-    try:
-        settings.require_socket_mode()
-    except MissingSettingError as exc:
-        _die(str(exc))
-    configure_logging(settings.log_level, _secrets(settings))
-
     from wsgiref.simple_server import WSGIRequestHandler, make_server
 
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
     from bot.web import create_health_app
 
-    services = wiring.build_services(settings)
-    app = wiring.create_app(settings, services, socket_mode=True)
-    _warn_about_nudges(settings)
+    settings, services, app = _start(wiring, socket_mode=True)
 
     class QuietHandler(WSGIRequestHandler):
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002

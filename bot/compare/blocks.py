@@ -19,6 +19,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from bot.charts import MetricChart
 from bot.compare.baseline_line import build_baseline_line
 from bot.compare.rules import (
     MetricDelta,
@@ -40,6 +41,7 @@ from bot.reviews.thread import paged
 from bot.slack import limits
 from bot.slack.message import SlackMessage
 from bot.slack.mrkdwn import escape, link, split_mrkdwn, truncate
+from bot.slack.outbox import FileUpload, UploadFile
 
 # --- the baseline in the thread ---------------------------------------------------------------------
 
@@ -294,3 +296,16 @@ def build_charts_comment(template: str, panels: int, omitted: Sequence[str]) -> 
     if omitted:
         comment += NOT_CHARTED.format(keys=name_list(list(omitted)))
     return truncate(comment, limits.SECTION_TEXT)
+
+
+def build_chart_upload(
+    name: str, template: str, chart: MetricChart, filename: str, title: str
+) -> FileUpload | None:
+    """A rendered chart as a thread item with its comment; None when nothing was drawn."""
+    if chart.png is None:
+        return None
+    return FileUpload(
+        name=name,
+        comment=build_charts_comment(template, len(chart.panels), chart.omitted),
+        files=[UploadFile(filename, title, chart.png)],
+    )

@@ -6,7 +6,6 @@ cards); anything that goes wrong is told to that person only, and nothing is pos
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from bot.compare.blocks import (
     HISTORIES_TITLE,
     TABLE_FILES_COMMENT,
     BuiltComparison,
-    build_charts_comment,
+    build_chart_upload,
     build_comparison,
 )
 from bot.compare.leaderboard import (
@@ -33,18 +32,16 @@ from bot.compare.leaderboard import (
     metric_names,
 )
 from bot.compare.rules import direction_of, goal_direction, label_runs
-from bot.errors import BadReference, NotFound, ReviewBotError, log_unexpected
+from bot.errors import BadReference, NotFound, ReviewBotError
 from bot.mlflow.experiments import Experiments
 from bot.mlflow.histories import Histories
 from bot.mlflow.runs import Runs
 from bot.mlflow.urls import experiment_url
 from bot.models import Direction, MetricGoal, RunSummary
-from bot.slack.advice import UNEXPECTED
+from bot.slack.advice import tells_the_unexpected
 from bot.slack.message import SlackMessage
 from bot.slack.mrkdwn import escape, truncate
 from bot.slack.outbox import FileUpload, Notify, Outbox, ThreadItem, UploadFile
-
-log = logging.getLogger(__name__)
 
 COMPARE_PANELS = 24  # 20 metrics of a typical comparison fit on one chart
 # Points per run and metric in the overlaid histories: a panel of the 3-column chart is about 350 px
@@ -114,12 +111,9 @@ class ComparisonService:
                 BARS_TITLE,
                 COMPARE_PANELS,
             )
-            if bars.png is not None:
-                yield FileUpload(
-                    name="final metrics chart",
-                    comment=build_charts_comment(BARS_COMMENT, len(bars.panels), bars.omitted),
-                    files=[UploadFile("final-metrics.png", BARS_TITLE, bars.png)],
-                )
+            yield from _present(
+                build_chart_upload("final metrics chart", BARS_COMMENT, bars, "final-metrics.png", BARS_TITLE)
+            )
             if histories is not None:
                 by_run = histories.result()
                 overlay = charts.render_overlay(
@@ -130,12 +124,15 @@ class ComparisonService:
                     HISTORIES_TITLE,
                     COMPARE_PANELS,
                 )
-                if overlay.png is not None:
-                    yield FileUpload(
-                        name="metric histories chart",
-                        comment=build_charts_comment(HISTORIES_COMMENT, len(overlay.panels), overlay.omitted),
-                        files=[UploadFile("metric-histories.png", HISTORIES_TITLE, overlay.png)],
+                yield from _present(
+                    build_chart_upload(
+                        "metric histories chart",
+                        HISTORIES_COMMENT,
+                        overlay,
+                        "metric-histories.png",
+                        HISTORIES_TITLE,
                     )
+                )
         if prepared.built.table_in_thread:
             files = [UploadFile("comparison.csv", "Comparison table (CSV)", table.csv())]
             png = charts.render_table(table.header, table.rows, "Comparison")
@@ -192,6 +189,7 @@ class ComparisonPublisher:
         self.service = service
         self.outbox = outbox
 
+    @tells_the_unexpected("comparing runs")
     def publish_comparison(self, command: CompareCommand, channel: str, notify: Notify) -> str | None:
         try:
             prepared = self.service.compare(command)
@@ -199,23 +197,24 @@ class ComparisonPublisher:
         except ReviewBotError as exc:
             notify(exc.user_message())
             return None
-        except Exception:
-            notify(UNEXPECTED.format(error_id=log_unexpected(log, "comparing runs")))
-            return None
         items = self.service.comparison_thread(prepared)
         self.outbox.fill_thread(
             items, channel, ts, notify, what="a comparison", part_failed=COMPARISON_PART_FAILED
         )
         return ts
 
+    @tells_the_unexpected("building a leaderboard")
     def publish_leaderboard(self, command: LeaderboardCommand, channel: str, notify: Notify) -> str | None:
         try:
             return self.outbox.post(channel, self.service.leaderboard(command), what="leaderboard")
         except ReviewBotError as exc:
             notify(exc.user_message())
-        except Exception:
-            notify(UNEXPECTED.format(error_id=log_unexpected(log, "building a leaderboard")))
         return None
+
+
+def _present(item: ThreadItem | None) -> Iterator[ThreadItem]:
+    if item is not None:
+        yield item
 
 
 def _shown(text: str) -> str:

@@ -38,6 +38,8 @@ PARAM_VALUE_CHARS = 80
 SHORT_COMMIT = 7
 
 HEADER_PREFIX = "Model review: "
+NO_METRICS = "_No metrics logged._"
+NO_PARAMS = "_No params logged._"
 PENDING_STATUS = ":hourglass_flowing_sand: *Review pending*"
 MEETING_LINE = ":calendar: Review meeting {when} ({minutes} min)"
 APPROVED_STATUS = ":white_check_mark: *Approved*"
@@ -160,6 +162,10 @@ def build_review_card(
     layout = plan_card(summary, key_metrics)
     if summary.review and summary.review.requested_by:
         requested_by = summary.review.requested_by  # a re-posted card keeps who first asked
+    metric_lines = [_metric_line(summary, k) for k in layout.metrics]
+    metrics = _listing_text(METRICS_TITLE, NO_METRICS, metric_lines, len(summary.metrics))
+    param_lines = [_param_line(summary, k) for k in layout.params]
+    params = _listing_text(PARAMS_TITLE, NO_PARAMS, param_lines, len(summary.params))
     blocks = [
         HeaderBlock(
             block_id=BlockId.HEADER,
@@ -168,8 +174,8 @@ def build_review_card(
             ),
         ),
         SectionBlock(fields=[MarkdownTextObject(text=f) for f in _fields(summary, requested_by)]),
-        SectionBlock(text=MarkdownTextObject(text=_metrics_text(summary, layout))),
-        SectionBlock(text=MarkdownTextObject(text=_params_text(summary, layout))),
+        SectionBlock(text=MarkdownTextObject(text=metrics)),
+        SectionBlock(text=MarkdownTextObject(text=params)),
     ]
     if summary.datasets:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=_datasets_text(summary))))
@@ -244,28 +250,16 @@ def _fields(summary: RunSummary, requested_by: str) -> list[str]:
     return fields[: limits.SECTION_FIELDS]
 
 
-def _metrics_text(summary: RunSummary, layout: CardLayout) -> str:
-    if not summary.metrics:
-        return METRICS_TITLE + "\n_No metrics logged._"
-    lines = [_metric_line(summary, k) for k in layout.metrics]
-    hidden = len(summary.metrics) - len(layout.metrics)
-    if hidden:
-        lines.append(MORE_IN_THREAD.format(n=hidden))
-    return _section(METRICS_TITLE, lines)
+def _listing_text(title: str, empty: str, shown: list[str], total: int) -> str:
+    """A card section of `• name: value` lines, with how many more are in the thread."""
+    if not total:
+        return f"{title}\n{empty}"
+    hidden = total - len(shown)
+    return _section(title, shown + ([MORE_IN_THREAD.format(n=hidden)] if hidden else []))
 
 
 def _metric_line(summary: RunSummary, key: str) -> str:
     return f"• *{escape(key)}*: `{format_value(summary.metrics[key])}`"
-
-
-def _params_text(summary: RunSummary, layout: CardLayout) -> str:
-    if not summary.params:
-        return PARAMS_TITLE + "\n_No params logged._"
-    lines = [_param_line(summary, k) for k in layout.params]
-    hidden = len(summary.params) - len(layout.params)
-    if hidden:
-        lines.append(MORE_IN_THREAD.format(n=hidden))
-    return _section(PARAMS_TITLE, lines)
 
 
 def _param_line(summary: RunSummary, key: str) -> str:

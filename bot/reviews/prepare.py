@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from bot import charts
 from bot.compare.baseline import BaselineFinder
-from bot.compare.blocks import OVERLAY_COMMENT, OVERLAY_TITLE, build_baseline_comparison, build_charts_comment
+from bot.compare.blocks import OVERLAY_COMMENT, OVERLAY_TITLE, build_baseline_comparison, build_chart_upload
 from bot.errors import NotFound
 from bot.mlflow.artifacts import Artifacts
 from bot.mlflow.histories import Histories
@@ -144,13 +144,7 @@ class ReviewPreparer:
             title=title,
             dashed_last=True,
         )
-        if chart.png is None:
-            return None
-        return FileUpload(
-            name="baseline chart",
-            comment=build_charts_comment(OVERLAY_COMMENT, len(chart.panels), chart.omitted),
-            files=[UploadFile(filename="vs-baseline.png", title=title, content=chart.png)],
-        )
+        return build_chart_upload("baseline chart", OVERLAY_COMMENT, chart, "vs-baseline.png", title)
 
     def _plots(self, summary: RunSummary) -> FileUpload | None:
         images = self.artifacts.list_images(summary.run_id)

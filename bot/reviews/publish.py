@@ -7,13 +7,13 @@ import logging
 from datetime import UTC, datetime
 
 from bot import tags
-from bot.errors import ReviewBotError, log_unexpected
+from bot.errors import ReviewBotError
 from bot.mlflow.records import ReviewRecords
 from bot.models import ReviewState, RunRef, RunSummary
 from bot.reviews.card_index import CardIndex, CardRef
 from bot.reviews.prepare import PreparedCard, ReviewPreparer
 from bot.reviews.replies import POSTED, REQUEST_NOT_RECORDED, THREAD_PART_FAILED
-from bot.slack.advice import UNEXPECTED, channel_mention
+from bot.slack.advice import channel_mention, tells_the_unexpected
 from bot.slack.outbox import Notify, Outbox
 from bot.store import Store, run_lock
 
@@ -43,6 +43,7 @@ class ReviewPublisher:
     def permalink(self, channel: str, ts: str) -> str:
         return self.outbox.permalink(channel, ts)
 
+    @tells_the_unexpected("posting the review of {ref.raw}")
     def publish(
         self,
         ref: RunRef,
@@ -61,9 +62,6 @@ class ReviewPublisher:
             ts = self.outbox.post(channel, prepared.card, what=f"run {prepared.summary.run_id}")
         except ReviewBotError as exc:
             notify(exc.user_message())
-            return None
-        except Exception:
-            notify(UNEXPECTED.format(error_id=log_unexpected(log, f"posting the review of {ref.raw}")))
             return None
         summary = prepared.summary
         self.cards.remember(channel, ts, CardRef(summary.run_id, summary.experiment_id))

@@ -1,10 +1,19 @@
-"""What a Slack refusal means for the person who asked, and the reply for a failure nobody planned."""
+"""What a Slack refusal means for the person who asked, and what they are told of a failure nobody planned."""
 
 from __future__ import annotations
 
+import functools
+import inspect
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 from slack_sdk.errors import SlackApiError
 
+from bot.errors import log_unexpected
 from bot.ids import COMMAND
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 UNEXPECTED = (
     ":boom: Something went wrong on review-bot's side (error id `{error_id}`). Nothing more was done. "
@@ -53,3 +62,27 @@ def channel_mention(channel: str | None) -> str:
 def build_slack_advice(code: str, channel: str) -> str:
     template = SLACK_ADVICE.get(code, SLACK_DEFAULT_ADVICE)
     return template.format(channel=channel_mention(channel), code=code)
+
+
+def tells_the_unexpected(what: str) -> Callable[[F], F]:
+    """For a service method with a `notify` argument: a failure nobody planned for is logged with an
+    error id (`what`, formatted with the call's arguments, says what was being done) and the person
+    is told that id. Failures the bot can explain (ReviewBotError) are the method's own to tell."""
+
+    def decorate(method: F) -> F:
+        signature = inspect.signature(method)
+        logger = logging.getLogger(method.__module__)
+
+        @functools.wraps(method)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(*args, **kwargs)
+            except Exception:
+                call = signature.bind(*args, **kwargs).arguments
+                error_id = log_unexpected(logger, what.format(**call))
+                call["notify"](UNEXPECTED.format(error_id=error_id))
+                return None
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate

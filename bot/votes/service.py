@@ -7,13 +7,13 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.errors import MlflowUnavailable, ReviewBotError, log_unexpected
+from bot.errors import MlflowUnavailable, ReviewBotError
 from bot.mlflow.records import ReviewRecords
 from bot.mlflow.runs import Runs
 from bot.models import ReviewState, ReviewStatus, RunSummary, Via, Vote, VoteKind
 from bot.reviews.card import build_review_card
 from bot.reviews.card_index import CardIndex
-from bot.slack.advice import UNEXPECTED
+from bot.slack.advice import tells_the_unexpected
 from bot.slack.outbox import Notify, Outbox
 from bot.slack.people import People
 from bot.store import Store, run_lock
@@ -71,6 +71,7 @@ class VoteService:
 
     # --- voting ----------------------------------------------------------------------------------
 
+    @tells_the_unexpected("recording a vote on {channel}/{ts}")
     def vote(
         self,
         channel: str,
@@ -83,22 +84,6 @@ class VoteService:
         withdrawing: bool = False,
     ) -> None:
         """Record one vote (or its withdrawal); the voter hears about anything that did not count."""
-        try:
-            self._vote(channel, ts, user, kind, via, notify, withdrawing=withdrawing)
-        except Exception:
-            notify(UNEXPECTED.format(error_id=log_unexpected(log, f"recording a vote on {channel}/{ts}")))
-
-    def _vote(
-        self,
-        channel: str,
-        ts: str,
-        user: str,
-        kind: VoteKind,
-        via: Via,
-        notify: Notify,
-        *,
-        withdrawing: bool = False,
-    ) -> None:
         card = self.cards.find(channel, ts)
         if card is None:
             return  # not one of our cards: reactions on other messages mean nothing to us
@@ -149,10 +134,11 @@ class VoteService:
             required_approvals=self.required_approvals,
         )
         what = f"the card for run {summary.run_id}"
-        if self.outbox.update(channel, ts, card, what=what) and line:
+        if line:  # first, so a card that shows the decision always has its line in the thread
             self.outbox.notice(
                 channel, DECISION_LINE.format(line=line), what=f"{what}'s decision", thread_ts=ts
             )
+        self.outbox.update(channel, ts, card, what=what)
 
     def _keep_discussion(self, summary: RunSummary, channel: str, ts: str) -> None:
         assert summary.review is not None
