@@ -1,6 +1,6 @@
 """Typed domain values that travel between MLflow, the review rules, the builders and Slack.
 
-Nothing here talks to MLflow or Slack: the gateway builds these, builders read them.
+Nothing here talks to MLflow or Slack: `bot.mlflow` builds these, builders read them.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The rules of comparing runs: which way a metric improves, deltas, param diffs, the baseline policy.
 
-Pure: no Slack, no MLflow. The gateway fetches, `bot.compare.service` orchestrates, builders in
+Pure: no Slack, no MLflow. `bot.mlflow` fetches, `bot.compare.service` orchestrates, builders in
 `bot.compare.blocks` format what these functions decide.
 """
 

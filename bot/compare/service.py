@@ -1,4 +1,4 @@
-"""`/review compare` and `/review leaderboard`: MLflow in (through the gateway), builders, Slack out.
+"""`/review compare` and `/review leaderboard`: MLflow in (through bot.mlflow), builders, Slack out.
 
 Both answer in the channel where the command was typed (they are answers to the person, not review
 cards); anything that goes wrong is told to that person only, and nothing is posted.

@@ -151,8 +151,8 @@ def test_build_restores_the_callers_tracking_uri(demo: DemoStore, store_paths, t
 
 
 def test_the_unreviewed_champion_gets_a_nudge_preview(demo: DemoStore, tmp_path: Path) -> None:
-    gateway = connect(demo.tracking_uri, "http://localhost:5000").registry
-    path = write_nudge_preview(gateway, MODEL_NAME, demo.champion_version, ["champion"], tmp_path)
+    registry = connect(demo.tracking_uri, "http://localhost:5000").registry
+    path = write_nudge_preview(registry, MODEL_NAME, demo.champion_version, ["champion"], tmp_path)
     assert path == tmp_path / "nudge.json"
     nudge = json.loads(path.read_text())
     assert nudge["text"] == (
@@ -160,4 +160,4 @@ def test_the_unreviewed_champion_gets_a_nudge_preview(demo: DemoStore, tmp_path:
     )
     assert "never reviewed, the run is" in json.dumps(nudge["blocks"])
     # Only deployment aliases count: under another name the same version needs no nudge.
-    assert write_nudge_preview(gateway, MODEL_NAME, demo.champion_version, ["prod"], tmp_path / "x") is None
+    assert write_nudge_preview(registry, MODEL_NAME, demo.champion_version, ["prod"], tmp_path / "x") is None
