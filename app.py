@@ -38,7 +38,13 @@ SLACK_RATE_LIMIT_RETRIES = 3
 
 
 def create_mlflow(settings: Settings) -> MlflowAccess:
-    return connect(settings.mlflow_tracking_uri, settings.ui_url, settings.mlflow_timeout_seconds)
+    return connect(
+        settings.mlflow_tracking_uri,
+        settings.ui_url,
+        settings.mlflow_timeout_seconds,
+        signer=settings.signer(),
+        verifier=settings.verifier(),
+    )
 
 
 def create_preparer(settings: Settings, mlflow: MlflowAccess) -> ReviewPreparer:

@@ -1,4 +1,4 @@
-"""`review-bot`: serve (HTTP), socket (Socket Mode), preview, demo, gate, nudge, webhook register.
+"""`review-bot`: serve (HTTP), socket (Socket Mode), preview, demo, gate, keys, nudge, webhook register.
 
 The commands get the services and the Slack app from the composition root (`app.py`) as a `Wiring`,
 so this module never imports the Slack handlers.
@@ -69,6 +69,7 @@ def _secrets(settings: Settings) -> list[str]:
             settings.slack_signing_secret,
             settings.slack_app_token,
             settings.mlflow_webhook_secret,
+            settings.review_signing_key,
         )
         if s is not None
     ]
@@ -82,6 +83,7 @@ def _start(wiring: Wiring, *, socket_mode: bool) -> tuple[Settings, Services, Ap
     require = settings.require_socket_mode if socket_mode else settings.require_slack_http
     try:
         require()
+        settings.require_signing_key()
     except MissingSettingError as exc:
         _die(str(exc))
     configure_logging(settings.log_level, _secrets(settings))
@@ -103,7 +105,7 @@ def cmd_serve(args: argparse.Namespace, wiring: Wiring) -> None:
         settings.web_concurrency,
         settings.worker_threads,
         settings.log_level,
-        on_worker_start=services.scheduler.start,  # the scheduler's threads live in the worker
+        on_worker_start=services.start,  # the scheduler's and the sweeper's threads live in the worker
     )
 
 
@@ -138,7 +140,7 @@ def cmd_socket(args: argparse.Namespace, wiring: Wiring) -> None:
     threading.Thread(target=health.serve_forever, name="healthz", daemon=True).start()
     log.info("Socket Mode: connecting to Slack; GET /healthz, POST /mlflow/webhook on port %s", settings.port)
     assert settings.slack_app_token is not None
-    services.scheduler.start()
+    services.start()
     SocketModeHandler(app, settings.slack_app_token.get_secret_value()).start()
 
 
@@ -208,19 +210,41 @@ def cmd_gate(args: argparse.Namespace, wiring: Wiring) -> None:
     """A deployment gate: 0 approved, 1 not (with the reason), 2 could not tell."""
     from bot.commands import parse_ref
     from bot.errors import ReviewBotError
+    from bot.models import RefKind
     from bot.votes.gate import gate_verdict
 
     settings = load_settings(**({"mlflow_tracking_uri": args.tracking_uri} if args.tracking_uri else {}))
     logging.basicConfig(level=logging.ERROR)
+    if not settings.verifier().has_keys:
+        print(
+            "review-bot gate: REVIEW_PUBLIC_KEYS is not set: without the bot's public key no decision can "
+            "be checked (the bot's operator has it; `review-bot keys generate` made it)",
+            file=sys.stderr,
+        )
+        raise SystemExit(EXIT_CONFIG)
     try:
         mlflow = wiring.create_mlflow(settings)
-        run_id = mlflow.runs.resolve(parse_ref(args.ref))
-        verdict = gate_verdict(run_id, mlflow.records.review_of(run_id))
+        ref = parse_ref(args.ref)
+        run_id = mlflow.runs.resolve(ref)
+        version = mlflow.registry.version_of(ref) if ref.kind is not RefKind.RUN else None
+        verdict = gate_verdict(run_id, mlflow.records.review_of(run_id), version)
     except ReviewBotError as exc:
         print(f"review-bot gate: {_plain(exc.user_message())}", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None
     print(verdict.reason)
     raise SystemExit(0 if verdict.approved else 1)
+
+
+def cmd_keys_generate(args: argparse.Namespace, wiring: Wiring) -> None:
+    """A new Ed25519 pair: the private key for the bot only, the public one for the bot and pipelines."""
+    from bot.signature import generate
+
+    pair = generate()
+    print("# The bot's secret: set it where the bot runs (a Kubernetes Secret, not a ConfigMap).")
+    print(f"REVIEW_SIGNING_KEY={pair.private}")
+    print("# Public: set it for the bot and for every pipeline that runs `review-bot gate`.")
+    print("# When rotating, list the old public key too (comma-separated) until old decisions are re-signed.")
+    print(f"REVIEW_PUBLIC_KEYS={pair.public}")
 
 
 def cmd_nudge(args: argparse.Namespace, wiring: Wiring) -> None:
@@ -330,6 +354,10 @@ def build_parser() -> argparse.ArgumentParser:
     nudge.add_argument("--dry-run", action="store_true", help="only print; post nothing to Slack")
     nudge.add_argument("--tracking-uri", help="overrides MLFLOW_TRACKING_URI")
     nudge.set_defaults(func=cmd_nudge)
+    keys = sub.add_parser("keys", help="the key pair the bot signs decisions with")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    generate = keys_sub.add_parser("generate", help="print a new key pair as the two settings to set")
+    generate.set_defaults(func=cmd_keys_generate)
     webhook = sub.add_parser("webhook", help="manage the MLflow registry webhook that feeds the nudges")
     webhook_sub = webhook.add_subparsers(dest="webhook_command", required=True)
     register = webhook_sub.add_parser("register", help="create or update the MLflow webhook")

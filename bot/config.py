@@ -11,6 +11,7 @@ from apscheduler.triggers.cron import CronTrigger
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot import signature
 from bot.compare.rules import parse_metric_directions, parse_metric_goal
 from bot.models import Direction, MetricGoal
 
@@ -60,6 +61,9 @@ class Settings(BaseSettings):
     required_approvals: int = Field(default=1, ge=1, le=20)
     approve_emoji: str = "white_check_mark"
     changes_emoji: str = "x"
+    # Signed decisions (bot.signature): the bot's private key, and the public keys the gate trusts
+    review_signing_key: SecretStr | None = None
+    review_public_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # Meetings
     reminder_lead_minutes: int = Field(default=15, ge=0, le=24 * 60, validation_alias="REMINDER_LEAD")
@@ -84,12 +88,44 @@ class Settings(BaseSettings):
     worker_threads: int = Field(default=8, ge=1)
     log_level: str = "INFO"
 
-    @field_validator("review_key_metrics", "reviewers", "deployment_aliases", mode="before")
+    @field_validator(
+        "review_key_metrics", "reviewers", "deployment_aliases", "review_public_keys", mode="before"
+    )
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("review_signing_key")
+    @classmethod
+    def _private_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            signature.private_key(value.get_secret_value())  # raises BadKey (a ValueError) with advice
+        return value
+
+    @field_validator("review_public_keys")
+    @classmethod
+    def _public_keys(cls, value: list[str]) -> list[str]:
+        for text in value:
+            signature.public_key(text)
+        return value
+
+    def signer(self) -> signature.Signer | None:
+        if self.review_signing_key is None:
+            return None
+        return signature.Signer(signature.private_key(self.review_signing_key.get_secret_value()))
+
+    def verifier(self) -> signature.Verifier:
+        """The keys this bot or gate trusts: REVIEW_PUBLIC_KEYS and, for the bot, its own."""
+        return signature.verifier_for(self.review_public_keys, self.signer())
+
+    def require_signing_key(self) -> None:
+        if self.review_signing_key is None:
+            raise MissingSettingError(
+                "REVIEW_SIGNING_KEY",
+                "the key the bot signs decisions with; make one with `review-bot keys generate`",
+            )
 
     @field_validator("primary_metric", mode="before")
     @classmethod

@@ -89,6 +89,21 @@ class Vote(_Frozen):
     via: Via
 
 
+class VoteClick(_Frozen):
+    """One vote as Slack delivered it (a button click, a reaction added or removed), accepted before
+    the ack and kept in the store until it is recorded: any replica can finish it."""
+
+    delivery: str  # Slack's identity of this delivery (see bot.slack.dedupe.delivery_id)
+    channel: str  # the card's channel and ts
+    ts: str
+    user: str
+    kind: VoteKind
+    via: Via
+    at: datetime  # Slack's time of the click (action_ts, event_ts): later clicks win
+    withdrawing: bool = False
+    response_url: str = ""  # where to answer the person (buttons); reactions answer ephemerally
+
+
 class ReviewState(_Frozen):
     """A run's review as recorded in its MLflow tags (the source of truth)."""
 
@@ -102,6 +117,12 @@ class ReviewState(_Frozen):
     slack_channel: str = ""
     slack_ts: str = ""
     slack_permalink: str = ""
+    # Slack's time of each voter's last click applied (withdrawals too): a click older than it is stale.
+    last_click: dict[str, datetime] = Field(default_factory=dict)
+    covers: list[str] = Field(default_factory=list)  # "name/version": the model versions decided on
+    # Why the recorded decision cannot be trusted ("" when it is signed by review-bot): an untrusted
+    # record counts as pending with no votes, whatever its tags say.
+    untrusted: str = ""
 
 
 class Meeting(_Frozen):

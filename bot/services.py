@@ -30,6 +30,12 @@ class Services:
     scheduler: LeaderScheduler
     health: Callable[[], dict[str, str]]
 
+    def start(self) -> None:
+        """The background work of a serving process: the scheduler (leader only runs jobs) and the
+        sweeper that finishes votes other replicas accepted and did not record."""
+        self.scheduler.start()
+        self.votes.start_sweeper()
+
     def __deepcopy__(self, memo: dict) -> Services:
         # Bolt deep-copies a request's context for its lazy listeners; the services are shared,
         # thread-safe singletons (clients, pools, the scheduler), so every copy is this one object.

@@ -5,7 +5,9 @@ MLflow UI shows them, and people filter runs by them. Change a name or a format 
 migration for runs already reviewed. The `mlflow.*` tags are MLflow's own, read as MLflow writes them.
 
 Pure: no MLflow calls, no clock. Each `*_tags` function writes a value's tags; each `*_from_tags`
-reads them back and never raises on a hand-edited value (it drops what it cannot read).
+reads them back. The review's vote tags are the record a deployment rests on: one the bot cannot read
+raises UnreadableRecord (never "no votes", which the next vote would write back); the baseline and the
+meeting drop what they cannot read.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
+from bot.errors import ReviewBotError
 from bot.models import Baseline, Meeting, ReviewState, ReviewStatus, Via, Vote
 
 # --- MLflow's own tags, read ------------------------------------------------------------------------
@@ -33,6 +36,15 @@ DATASET_CONTEXT = "mlflow.data.context"  # on a dataset input: "training", "eval
 
 PREFIX = "review."  # every tag the bot writes; the registry webhooks of its own writes are ignored by it
 STATUS = "review.status"  # pending | approved | changes_requested
+# One tag per voter, so no number of voters can push a tag past MLflow's value limit: the voter's
+# current vote and the Slack time of the last click applied (later clicks win; older ones are ignored).
+# {"kind": "approve" | "request_changes" | "" (none, e.g. withdrawn), "name", "at", "via", "seen"}
+VOTE_PREFIX = "review.vote."  # + the voter's Slack user id
+APPROVAL_COUNT = "review.approval_count"  # how many approve now (for filtering runs in the UI)
+CHANGE_REQUEST_COUNT = "review.change_request_count"
+MODEL_VERSIONS = "review.model_versions"  # JSON list of "name/version" the decision covers
+SIGNATURE = "review.signature"  # "ed25519:<key id>:<base64>" over the signed tags (bot.votes.signature)
+# Before per-voter tags (read only, for runs reviewed by earlier versions; never written again):
 APPROVALS = "review.approvals"  # JSON list of {"user", "name", "at" (ISO 8601 UTC, Z), "via"}
 CHANGE_REQUESTS = "review.change_requests"  # same format as APPROVALS
 REQUESTED_BY = "review.requested_by"  # Slack user id
@@ -44,6 +56,10 @@ SLACK_PERMALINK = "review.slack_permalink"
 # Mirrored onto every registered model version whose source is the run, for the registry page.
 MODEL_VERSION_MIRROR = (STATUS, DECIDED_AT, SLACK_PERMALINK)
 BASELINE = "review.baseline"  # JSON of bot.models.Baseline, without its defaults
+# What the signature covers, with every VOTE_PREFIX tag: what the gate relies on. The Slack location,
+# the baseline and the meeting are not part of the decision.
+SIGNED = (STATUS, DECIDED_AT, REQUESTED_BY, APPROVAL_COUNT, CHANGE_REQUEST_COUNT, MODEL_VERSIONS)
+VOTER_NAME_MAX_CHARS = 80
 
 # --- the review meeting (on the run) ----------------------------------------------------------------
 
@@ -91,17 +107,56 @@ def parse_moment(text: str | None) -> datetime | None:
 # --- the review -------------------------------------------------------------------------------------
 
 
-def review_tags(state: ReviewState) -> dict[str, str]:
-    def votes(items: list[Vote]) -> str:
-        return json.dumps(
-            [{"user": v.user, "name": v.name, "at": iso_utc(v.at), "via": v.via.value} for v in items],
-            separators=(",", ":"),
-        )
+class UnreadableRecord(ReviewBotError):
+    """A review tag the bot cannot read: reported, never taken for "no votes" and overwritten."""
 
+    def __init__(self, run_id: str, key: str) -> None:
+        super().__init__(f"run {run_id}: tag {key} cannot be read")
+        self.run_id = run_id
+        self.key = key
+
+    def user_message(self) -> str:
+        return UNREADABLE.format(key=self.key, run_id=self.run_id)
+
+
+UNREADABLE = (
+    ":warning: The review record of run `{run_id}` cannot be read: its MLflow tag `{key}` was changed "
+    "outside review-bot or cut short. Nothing was changed. Ask an MLflow admin to restore or delete "
+    "that tag, then try again."
+)
+
+
+def is_signed(key: str) -> bool:
+    return key in SIGNED or key.startswith(VOTE_PREFIX)
+
+
+def vote_key(user: str) -> str:
+    return VOTE_PREFIX + user
+
+
+def _vote_value(kind: str, vote: Vote | None, seen: datetime | None) -> str:
+    body: dict[str, str] = {"kind": kind}
+    if vote is not None:
+        body |= {"name": vote.name[:VOTER_NAME_MAX_CHARS], "at": iso_utc(vote.at), "via": vote.via.value}
+    body["seen"] = iso_utc(seen)
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+
+
+def review_tags(state: ReviewState) -> dict[str, str]:
+    """The review's tags as the bot writes them (unsigned: bot.mlflow.records signs what it writes).
+    Every voter with a click on record has a tag; a voter without a current vote has kind ""."""
+    votes: dict[str, str] = {}
+    for kind, items in (("approve", state.approvals), ("request_changes", state.change_requests)):
+        for v in items:
+            votes[vote_key(v.user)] = _vote_value(kind, v, state.last_click.get(v.user, v.at))
+    for user, seen in state.last_click.items():
+        votes.setdefault(vote_key(user), _vote_value("", None, seen))
     return {
         STATUS: state.status.value,
-        APPROVALS: votes(state.approvals),
-        CHANGE_REQUESTS: votes(state.change_requests),
+        **votes,
+        APPROVAL_COUNT: str(len(state.approvals)),
+        CHANGE_REQUEST_COUNT: str(len(state.change_requests)),
+        MODEL_VERSIONS: json.dumps(sorted(state.covers), separators=(",", ":")),
         REQUESTED_BY: state.requested_by,
         REQUESTED_AT: iso_utc(state.requested_at),
         DECIDED_AT: iso_utc(state.decided_at),
@@ -111,42 +166,106 @@ def review_tags(state: ReviewState) -> dict[str, str]:
     }
 
 
-def review_from_tags(run_id: str, tags: Mapping[str, str]) -> ReviewState | None:
-    """The recorded review, or None when the run was never put up for review."""
+def review_changes(current: Mapping[str, str], state: ReviewState) -> dict[str, str]:
+    """The tags to write so that the run's review tags say `state`: only what differs, and "" over
+    every vote tag the state does not hold (MLflow cannot delete tags in a batch; "" is no vote)."""
+    desired = review_tags(state)
+    for key, value in current.items():
+        if key.startswith(VOTE_PREFIX) and key not in desired and value != "":
+            desired[key] = ""
+    return {k: v for k, v in desired.items() if current.get(k) != v}
+
+
+def _read_vote(run_id: str, key: str, raw: str) -> tuple[str, Vote | None, datetime | None]:
+    """(kind, vote, seen) of one per-voter tag; raises UnreadableRecord on anything else."""
+    user = key[len(VOTE_PREFIX) :]
+    if raw == "":
+        return "", None, None
+    try:
+        body = json.loads(raw)
+        kind = body["kind"]
+        seen = parse_moment(body.get("seen"))
+        if kind == "":
+            return "", None, seen
+        if kind not in ("approve", "request_changes") or not _SLACK_USER.match(user):
+            raise ValueError(kind)
+        vote = Vote(
+            user=user, name=body.get("name") or user, at=body["at"], via=Via(body.get("via", "button"))
+        )
+    except (ValueError, TypeError, KeyError, ValidationError):
+        raise UnreadableRecord(run_id, key) from None
+    return kind, vote, seen
+
+
+def _legacy_votes(run_id: str, tags: Mapping[str, str], key: str) -> list[Vote]:
+    raw = tags.get(key) or "[]"
+    try:
+        entries = json.loads(raw)
+    except json.JSONDecodeError:
+        raise UnreadableRecord(run_id, key) from None  # e.g. cut at MLflow's value limit
+    if not isinstance(entries, list):
+        raise UnreadableRecord(run_id, key)
+    found: list[Vote] = []
+    for v in entries:
+        try:
+            user = v["user"]
+            found.append(
+                Vote(user=user, name=v.get("name", user), at=v["at"], via=Via(v.get("via", "button")))
+            )
+        except (TypeError, KeyError, AttributeError, ValueError):
+            raise UnreadableRecord(run_id, key) from None
+    return found
+
+
+def review_from_tags(
+    run_id: str, tags: Mapping[str, str], untrusted: str | None = None
+) -> ReviewState | None:
+    """The recorded review, or None when the run was never put up for review. `untrusted` is why its
+    signature does not hold (None when it does): such a record reads as pending with no votes.
+    Raises UnreadableRecord for a vote tag it cannot read."""
     if STATUS not in tags:
         return None
-
-    def votes(key: str) -> list[Vote]:
-        try:
-            raw = json.loads(tags.get(key) or "[]")
-        except json.JSONDecodeError:
-            return []
-        if not isinstance(raw, list):  # e.g. "null" or "{}" after a hand edit
-            return []
-        found: list[Vote] = []
-        for v in raw:
-            try:
-                user = v["user"]
-                found.append(
-                    Vote(user=user, name=v.get("name", user), at=v["at"], via=Via(v.get("via", "button")))
-                )
-            except (TypeError, KeyError, AttributeError, ValueError):  # one broken entry drops only itself
-                continue
-        return found
-
+    approvals: list[Vote] = []
+    change_requests: list[Vote] = []
+    last_click: dict[str, datetime] = {}
+    vote_keys = sorted(k for k in tags if k.startswith(VOTE_PREFIX))
+    for key in vote_keys:
+        kind, vote, seen = _read_vote(run_id, key, tags[key])
+        user = key[len(VOTE_PREFIX) :]
+        if vote is not None:
+            (approvals if kind == "approve" else change_requests).append(vote)
+        if seen is not None or vote is not None:
+            last_click[user] = seen or vote.at  # type: ignore[union-attr]
+    if not vote_keys:  # a run reviewed before per-voter tags
+        approvals = _legacy_votes(run_id, tags, APPROVALS)
+        change_requests = _legacy_votes(run_id, tags, CHANGE_REQUESTS)
+    status = (
+        ReviewStatus(tags[STATUS])
+        if tags[STATUS] in ReviewStatus._value2member_map_
+        else ReviewStatus.PENDING
+    )
+    try:
+        covers = [str(c) for c in json.loads(tags.get(MODEL_VERSIONS) or "[]")]
+    except (json.JSONDecodeError, TypeError):
+        covers = []
+    decided_at = parse_moment(tags.get(DECIDED_AT))
+    if untrusted:
+        approvals, change_requests, last_click = [], [], {}
+        status, decided_at, covers = ReviewStatus.PENDING, None, []
     return ReviewState(
         run_id=run_id,
-        status=ReviewStatus(tags[STATUS])
-        if tags[STATUS] in ReviewStatus._value2member_map_
-        else ReviewStatus.PENDING,
-        approvals=votes(APPROVALS),
-        change_requests=votes(CHANGE_REQUESTS),
+        status=status,
+        approvals=sorted(approvals, key=lambda v: (v.at, v.user)),
+        change_requests=sorted(change_requests, key=lambda v: (v.at, v.user)),
         requested_by=tags.get(REQUESTED_BY, ""),
         requested_at=parse_moment(tags.get(REQUESTED_AT)),
-        decided_at=parse_moment(tags.get(DECIDED_AT)),
+        decided_at=decided_at,
         slack_channel=tags.get(SLACK_CHANNEL, ""),
         slack_ts=tags.get(SLACK_TS, ""),
         slack_permalink=tags.get(SLACK_PERMALINK, ""),
+        last_click=last_click,
+        covers=covers,
+        untrusted=untrusted or "",
     )
 
 

@@ -3,6 +3,7 @@ value of the clicked button, and the parsed `/review` command (parsed once, in t
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from slack_bolt import BoltContext, Respond
@@ -36,6 +37,14 @@ def ephemeral(respond: Respond) -> Notify:
 def channel_of(body: dict[str, Any]) -> str:
     """The channel a block action came from."""
     return (body.get("container") or {}).get("channel_id") or body["channel"]["id"]
+
+
+def slack_time(ts: object) -> datetime:
+    """A Slack timestamp ("1712345678.123456": action_ts, event_ts) as a moment; now if it is missing."""
+    try:
+        return datetime.fromtimestamp(float(str(ts)), tz=UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return datetime.now(tz=UTC)
 
 
 def acknowledge(ack: Any) -> None:

@@ -1,5 +1,6 @@
-"""Runs before every listener: provides the services, acts on each request once (retries and double
-submissions stop here), and parses the clicked button's value once into a typed subject."""
+"""Runs before every listener: provides the services, acts on each delivery once (Slack's retries and
+replayed requests stop here: bot.slack.dedupe), and parses the clicked button's value once into a typed
+subject."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from slack_bolt import App, BoltContext, BoltResponse
+from slack_bolt import App, BoltContext, BoltRequest, BoltResponse
 
 from bot.reviews.replies import ACK_DUPLICATE
 from bot.services import Services
-from bot.slack.dedupe import dedupe_key
+from bot.slack.dedupe import dedupe_keys
 from bot.slack.values import parse_value
 from handlers.context import SERVICES, SUBJECT, services_of
 
@@ -20,11 +21,20 @@ log = logging.getLogger(__name__)
 Next = Callable[[], BoltResponse]
 
 
-def act_once(body: dict[str, Any], context: BoltContext, next: Next) -> BoltResponse | None:  # noqa: A002
-    found = dedupe_key(body)
-    if found is None or services_of(context).store.claim(*found):
+def act_once(
+    body: dict[str, Any],
+    request: BoltRequest,
+    context: BoltContext,
+    next: Next,  # noqa: A002
+) -> BoltResponse | None:
+    signature = (request.headers.get("x-slack-signature") or [None])[0]
+    store = services_of(context).store
+    keys = dedupe_keys(body, signature)
+    # Every key is claimed (no short cut): a replay must find each one taken, whichever it checks first.
+    claimed = [store.claim(key, ttl) for key, ttl in keys]
+    if all(claimed):
         return next()
-    log.info("duplicate request dropped (%s)", found[0].split(":")[1])
+    log.info("a delivery seen before was dropped (%s)", ", ".join(k.split(":")[1] for k, _ in keys))
     if "command" in body:
         return BoltResponse(status=200, body={"response_type": "ephemeral", "text": ACK_DUPLICATE})
     return BoltResponse(status=200, body="")

@@ -96,6 +96,7 @@ def bots(workdir: Path, mlflow_server: str, redis_url: str, slack: SlackTestServ
             "REDIS_URL": redis_url,
             "REVIEW_CHANNEL": support.REVIEW_CHANNEL,
             "REVIEW_KEY_METRICS": "val_auc,val_loss",
+            "REVIEW_SIGNING_KEY": support.SIGNING_KEY,
             "LOG_LEVEL": "INFO",
         },
     )

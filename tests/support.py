@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -18,8 +19,16 @@ from urllib.parse import urlencode
 
 import requests
 
+from bot import signature, tags
+from bot.models import ReviewState
+
 SIGNING_SECRET = "test-signing-secret-0123456789"
 BOT_TOKEN = "xoxb-test-token"
+# The test bot's decision-signing pair (bot.signature): fixed, so a gate in a test can check what a bot
+# process signed. Never a key for anything real.
+SIGNING_KEY = base64.b64encode(bytes(range(32))).decode()
+PUBLIC_KEY = signature.public_text(signature.private_key(SIGNING_KEY).public_key())
+OTHER_SIGNING_KEY = base64.b64encode(bytes(range(100, 132))).decode()  # a key the gate does not trust
 APP_TOKEN = "xapp-test-token"
 TEAM_ID = "T0TEST"
 REVIEW_CHANNEL = "C0REVIEW"
@@ -97,22 +106,8 @@ class BotProcess:
     def command(
         self, text: str, response_url: str, *, user: str = ANA, channel: str = DEV_CHANNEL, **kwargs: Any
     ) -> requests.Response:
-        form = {
-            "token": "deprecated-verification-token",
-            "team_id": TEAM_ID,
-            "team_domain": "test",
-            "channel_id": channel,
-            "channel_name": "dev",
-            "user_id": user,
-            "user_name": user.lower(),
-            "command": "/review",
-            "text": text,
-            "api_app_id": "A0TEST",
-            "is_enterprise_install": "false",
-            "response_url": response_url,
-            "trigger_id": f"{uuid.uuid4().int % 10**12}.{uuid.uuid4().int % 10**12}.abc",
-        }
-        return self.post_signed(urlencode(form), "application/x-www-form-urlencoded", **kwargs)
+        body = command_body(text, response_url, user=user, channel=channel)
+        return self.post_signed(body, FORM, **kwargs)
 
     def block_action(
         self,
@@ -155,6 +150,29 @@ class BotProcess:
         return self.post_signed(
             urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded", **kwargs
         )
+
+
+FORM = "application/x-www-form-urlencoded"
+
+
+def command_body(text: str, response_url: str, *, user: str = ANA, channel: str = DEV_CHANNEL) -> str:
+    """A `/review` slash command as Slack posts it (a new trigger_id each time: a new delivery)."""
+    form = {
+        "token": "deprecated-verification-token",
+        "team_id": TEAM_ID,
+        "team_domain": "test",
+        "channel_id": channel,
+        "channel_name": "dev",
+        "user_id": user,
+        "user_name": user.lower(),
+        "command": "/review",
+        "text": text,
+        "api_app_id": "A0TEST",
+        "is_enterprise_install": "false",
+        "response_url": response_url,
+        "trigger_id": f"{uuid.uuid4().int % 10**12}.{uuid.uuid4().int % 10**12}.abc",
+    }
+    return urlencode(form)
 
 
 def view_submission_body(view: dict[str, Any], user: str) -> str:
@@ -231,3 +249,12 @@ def start_bot(env: dict[str, str], log_path: Path, timeout: float = 60) -> BotPr
 
 def new_run_id() -> str:
     return uuid.uuid4().hex
+
+
+def signed_review_tags(state: ReviewState, current: dict[str, str] | None = None) -> dict[str, str]:
+    """The review tags the test bot would write for `state` over a run's `current` tags, signed with
+    its key: a record set up by hand in a test that the bot and the gate trust."""
+    current = current or {}
+    changes = tags.review_changes(current, state)
+    signer = signature.Signer(signature.private_key(SIGNING_KEY))
+    return {**changes, tags.SIGNATURE: signer.sign(state.run_id, {**current, **changes})}

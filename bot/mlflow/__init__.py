@@ -16,6 +16,7 @@ from bot.mlflow.histories import Histories
 from bot.mlflow.records import ReviewRecords
 from bot.mlflow.registry import Registry
 from bot.mlflow.runs import Runs
+from bot.signature import Signer, Verifier
 
 DEFAULT_TIMEOUT_SECONDS = 10
 
@@ -35,16 +36,23 @@ class MlflowAccess:
 
 
 def connect(
-    tracking_uri: str, ui_url: str = "", timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS, retries: int = 1
+    tracking_uri: str,
+    ui_url: str = "",
+    timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS,
+    retries: int = 1,
+    *,
+    signer: Signer | None = None,
+    verifier: Verifier | None = None,
 ) -> MlflowAccess:
-    """Every part, over one connection. Sets MLflow's process-wide HTTP timeout and retries."""
+    """Every part, over one connection. Sets MLflow's process-wide HTTP timeout and retries. Review
+    records are signed with `signer` and trusted when `verifier` vouches for them (none, without)."""
     configure_http(timeout_seconds, retries)
-    mlflow = Mlflow(tracking_uri, ui_url)
+    mlflow = Mlflow(tracking_uri, ui_url, verifier)
     registry = Registry(mlflow)
     return MlflowAccess(
         mlflow=mlflow,
         runs=Runs(mlflow, registry),
-        records=ReviewRecords(mlflow),
+        records=ReviewRecords(mlflow, signer),
         histories=Histories(mlflow),
         registry=registry,
         artifacts=Artifacts(mlflow),

@@ -20,6 +20,7 @@ from mlflow.utils.credentials import get_default_host_creds
 from mlflow.utils.rest_utils import http_request, verify_rest_response
 
 from bot.errors import MlflowUnavailable, NotFound
+from bot.signature import Verifier
 
 T = TypeVar("T")
 
@@ -38,9 +39,11 @@ def configure_http(timeout_seconds: int, retries: int = 1) -> None:
 class Mlflow:
     """A tracking server (or local store) and the address of its UI, for links."""
 
-    def __init__(self, tracking_uri: str, ui_url: str = "") -> None:
+    def __init__(self, tracking_uri: str, ui_url: str = "", verifier: Verifier | None = None) -> None:
         self.tracking_uri = tracking_uri
         self.ui_url = ui_url
+        # Which review records the readers vouch for (signed by a trusted key); none without keys.
+        self.verifier = verifier or Verifier([])
         # `tracking`, not `client`: the manifest test reads `client.<method>(` as a Slack Web API call.
         self.tracking = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 

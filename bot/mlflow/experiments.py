@@ -52,7 +52,7 @@ class Experiments:
             ),
         )
         return [
-            summary_from_run(run, experiment_name, [], self.mlflow.ui_url)
+            summary_from_run(run, experiment_name, [], self.mlflow.ui_url, self.mlflow.verifier)
             for run in runs
             if math.isfinite(run.data.metrics.get(key, math.nan))
         ]

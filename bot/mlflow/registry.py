@@ -3,6 +3,7 @@ and the webhook that tells the bot when an alias lands. Returns bot.models value
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from bot import tags
@@ -10,7 +11,9 @@ from bot.deployments import PRODUCTION_STAGE, DeployedVersion, deployment_marker
 from bot.errors import NotFound
 from bot.mlflow.client import Mlflow, ms_to_datetime
 from bot.mlflow.urls import model_version_url, run_url
-from bot.models import ModelVersionRef
+from bot.models import ModelVersionRef, ReviewState, RunRef
+
+log = logging.getLogger(__name__)
 
 SEARCH_PAGE = 500
 RUN_BATCH = 100  # run ids in one `attributes.run_id IN (...)` search
@@ -47,6 +50,18 @@ class Registry:
                 lambda: tracking.get_model_version_by_alias(name, alias),
             )
         return mv.run_id or ""
+
+    def version_of(self, ref: RunRef) -> str:
+        """ "name/version" of the model version a model reference points at (an alias read now)."""
+        assert ref.model_name
+        if ref.version is not None:
+            return f"{ref.model_name}/{ref.version}"
+        tracking = self.mlflow.tracking
+        mv = self.mlflow.call(
+            f"model `{ref.model_name}` with alias @{ref.alias}",
+            lambda: tracking.get_model_version_by_alias(ref.model_name, ref.alias),
+        )
+        return f"{ref.model_name}/{mv.version}"
 
     def registered_aliases(self, name: str) -> dict[str, str]:
         """{alias: version} of one registered model."""
@@ -165,9 +180,14 @@ class Registry:
         return [self._with_run(v, runs[v.run_id]) if v.run_id in runs else v for v in versions]
 
     def _with_run(self, version: DeployedVersion, run: Any) -> DeployedVersion:
+        try:
+            review = self.mlflow.verifier.review(version.run_id, run.data.tags)
+        except tags.UnreadableRecord as exc:  # one hand-broken run must not stop the scan of the others
+            log.warning("%s", exc)
+            review = ReviewState(run_id=version.run_id, untrusted=str(exc))
         return version.model_copy(
             update={
-                "review": tags.review_from_tags(version.run_id, run.data.tags),
+                "review": review,
                 "run_name": run.info.run_name or version.run_id,
                 "run_url": run_url(self.mlflow.ui_url, run.info.experiment_id, version.run_id),
                 "run_started": ms_to_datetime(run.info.start_time),

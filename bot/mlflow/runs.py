@@ -15,6 +15,7 @@ from bot.mlflow.client import Mlflow, ms_to_datetime
 from bot.mlflow.registry import Registry
 from bot.mlflow.urls import experiment_url, run_url
 from bot.models import DatasetInput, ModelVersionRef, RefKind, RunRef, RunSummary
+from bot.signature import Verifier
 
 READ_THREADS = 8
 SEARCH_PAGE = 500
@@ -32,8 +33,13 @@ def run_name(run: Run) -> str:
 
 
 def summary_from_run(
-    run: Run, experiment_name: str, model_versions: list[ModelVersionRef], ui_url: str
+    run: Run,
+    experiment_name: str,
+    model_versions: list[ModelVersionRef],
+    ui_url: str,
+    verifier: Verifier,
 ) -> RunSummary:
+    """Raises tags.UnreadableRecord when a review tag cannot be read."""
     info, data = run.info, run.data
     run_tags = data.tags
     return RunSummary(
@@ -54,7 +60,7 @@ def summary_from_run(
         model_versions=model_versions,
         run_url=run_url(ui_url, info.experiment_id, info.run_id),
         experiment_url=experiment_url(ui_url, info.experiment_id),
-        review=tags.review_from_tags(info.run_id, run_tags),
+        review=verifier.review(info.run_id, run_tags),
         meeting=tags.meeting_from_tags(info.run_id, run_tags),
         baseline=tags.baseline_from_tags(run_tags),
         parent_run_id=run_tags.get(tags.PARENT_RUN, ""),
@@ -112,7 +118,11 @@ class Runs:
             lambda: self.mlflow.tracking.get_experiment(run.info.experiment_id),
         )
         return summary_from_run(
-            run, experiment.name, self.registry.model_versions_of(run_id), self.mlflow.ui_url
+            run,
+            experiment.name,
+            self.registry.model_versions_of(run_id),
+            self.mlflow.ui_url,
+            self.mlflow.verifier,
         )
 
     def active_run(self, run_id: str) -> Run:
@@ -132,7 +142,10 @@ class Runs:
             ).name
             for experiment_id in dict.fromkeys(run.info.experiment_id for run in runs)
         }
-        return [summary_from_run(run, names[run.info.experiment_id], [], self.mlflow.ui_url) for run in runs]
+        return [
+            summary_from_run(run, names[run.info.experiment_id], [], self.mlflow.ui_url, self.mlflow.verifier)
+            for run in runs
+        ]
 
     def experiment_names(self) -> dict[str, str]:
         experiments = self.mlflow.call(
@@ -157,7 +170,13 @@ class Runs:
             )
             found += [
                 (
-                    summary_from_run(run, names.get(run.info.experiment_id, ""), [], self.mlflow.ui_url),
+                    summary_from_run(
+                        run,
+                        names.get(run.info.experiment_id, ""),
+                        [],
+                        self.mlflow.ui_url,
+                        self.mlflow.verifier,
+                    ),
                     run.data.tags,
                 )
                 for run in page

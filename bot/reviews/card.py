@@ -130,11 +130,20 @@ def card_title(card: dict[str, Any]) -> str:
     return str((header.get("text") or {}).get("text", "")).removeprefix(HEADER_PREFIX)
 
 
+STATUS_VOTERS_SHOWN = 10  # the rest as "and N more": a run can have any number of voters
+UNTRUSTED_STATUS = (
+    ":warning: *Not a decision*: the review tags in MLflow were not written by review-bot ({why}); "
+    "they count for nothing, and the next vote starts a signed record."
+)
+
+
 def build_status_line(review: ReviewState | None, requested_by: str, required_approvals: int) -> str:
     """Where the review stands, who voted and when (times in each reader's timezone)."""
 
     def voters(votes: list[Vote]) -> str:
-        return ", ".join(f"{escape(v.name)} ({format_time(v.at)})" for v in votes)
+        shown = ", ".join(f"{escape(v.name)} ({format_time(v.at)})" for v in votes[:STATUS_VOTERS_SHOWN])
+        more = len(votes) - STATUS_VOTERS_SHOWN
+        return f"{shown} and {more} more" if more > 0 else shown
 
     approvals = review.approvals if review else []
     changes = review.change_requests if review else []
@@ -149,6 +158,8 @@ def build_status_line(review: ReviewState | None, requested_by: str, required_ap
         line = f"{PENDING_STATUS} · {len(approvals)}/{required_approvals} approvals"
         if approvals:
             line += f" ({voters(approvals)})"
+    if review and review.untrusted:
+        line = f"{UNTRUSTED_STATUS.format(why=escape(review.untrusted))}\n{line}"
     return truncate(f"{line} · requested by <@{requested_by}>", limits.SECTION_TEXT)
 
 

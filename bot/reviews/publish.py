@@ -15,7 +15,7 @@ from bot.reviews.prepare import PreparedCard, ReviewPreparer
 from bot.reviews.replies import POSTED, REQUEST_NOT_RECORDED, THREAD_PART_FAILED
 from bot.slack.advice import channel_mention, tells_the_unexpected
 from bot.slack.outbox import Notify, Outbox
-from bot.store import Store, run_lock
+from bot.store import MIRROR_QUEUE, Store, run_lock
 
 log = logging.getLogger(__name__)
 
@@ -74,20 +74,35 @@ class ReviewPublisher:
     def _record_request(
         self, summary: RunSummary, requested_by: str, channel: str, ts: str, permalink: str, notify: Notify
     ) -> None:
-        """The review request goes to the run's tags; a run already under review keeps its votes."""
+        """The review request goes to the run's tags; a run already under review keeps its votes (those
+        the bot signed: a record it cannot vouch for starts afresh). Votes that reached the card before
+        this write are kept too: it reads the tags under the run's lock and changes only its own."""
         try:
-            with run_lock(self.store, summary.run_id):
-                state = self.records.review_of(summary.run_id) or ReviewState(
-                    run_id=summary.run_id, requested_by=requested_by, requested_at=datetime.now(tz=UTC)
-                )
+            with run_lock(self.store, summary.run_id) as held:
+                current = self.records.run_tags(summary.run_id)
+                state = self.records.review_of(summary.run_id, current)
+                if state is None or state.untrusted:
+                    state = self.records.covering(
+                        ReviewState(
+                            run_id=summary.run_id,
+                            requested_by=requested_by,
+                            requested_at=datetime.now(tz=UTC),
+                        ),
+                        summary.model_versions,
+                    )
+                # else: a request again keeps what the decision covers; only votes widen it
                 state = state.model_copy(
                     update={"slack_channel": channel, "slack_ts": ts, "slack_permalink": permalink}
                 )
                 extra = tags.baseline_tags(summary.baseline) if summary.baseline else None
-                self.records.record_review(state, summary.model_versions, extra)
-        except ReviewBotError as exc:  # LockBusy is one too
+                held.check()
+                behind = self.records.record_review(state, current, summary.model_versions, extra)
+        except ReviewBotError as exc:  # LockBusy is one too; nothing of the request was written
             log.error("recording the review request of run %s failed: %s", summary.run_id, exc)
             notify(REQUEST_NOT_RECORDED)
+            return
+        if behind:  # the run's tags hold the request; the registry copy follows
+            self.store.enqueue(MIRROR_QUEUE, summary.run_id, datetime.now(tz=UTC).timestamp())
 
     def _post_thread(self, prepared: PreparedCard, channel: str, ts: str, notify: Notify) -> None:
         """Each part goes on its own: one that fails is logged and reported, the rest still go."""

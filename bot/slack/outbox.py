@@ -15,14 +15,20 @@ from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from slack_sdk.webhook import WebhookClient
 
-from bot.errors import ReviewBotError, SlackRefused, log_unexpected
+from bot.errors import MlflowUnavailable, ReviewBotError, SlackRefused, log_unexpected
 from bot.slack.advice import UNEXPECTED, build_slack_advice, error_code
 from bot.slack.message import SlackMessage
 
 log = logging.getLogger(__name__)
 
 Notify = Callable[[str], None]  # tells the person who asked, ephemerally
+HTTP_OK = 200
+THREAD_CUT_SHORT = (
+    ":warning: MLflow at `{uri}` stopped answering while the thread of {what} was being posted: what is "
+    "posted stands (and is recorded), the rest of the thread is missing. Ask again once MLflow answers."
+)
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,26 @@ class Outbox:
             return False
         return True
 
+    def tell(self, channel: str, user: str, text: str, *, response_url: str = "") -> bool:
+        """An ephemeral answer to one person: through the response_url of what they did when there is one
+        (any replica can use it, for 30 minutes), else chat.postEphemeral. False (logged) if refused."""
+        try:
+            if response_url:
+                answer = WebhookClient(response_url, timeout=10).send(
+                    text=text, response_type="ephemeral", replace_original=False
+                )
+                if answer.status_code == HTTP_OK:
+                    return True
+                log.warning("answering %s through its response_url failed: HTTP %s", user, answer.status_code)
+            self.client.chat_postEphemeral(channel=channel, user=user, text=text)
+        except SlackApiError as exc:
+            log.warning("telling %s in %s failed: %s", user, channel, error_code(exc))
+            return False
+        except OSError as exc:  # the response_url did not answer
+            log.warning("telling %s in %s failed: %s", user, channel, exc)
+            return False
+        return True
+
     def permalink(self, channel: str, ts: str) -> str:
         try:
             return self.client.chat_getPermalink(channel=channel, message_ts=ts)["permalink"]
@@ -137,7 +163,10 @@ class Outbox:
                 item = next(items)
             except StopIteration:
                 return
-            except ReviewBotError as exc:  # MLflow failed mid-thread: what is posted stands, say so
+            except MlflowUnavailable as exc:  # what is posted stands: say that, not "nothing was posted"
+                notify(THREAD_CUT_SHORT.format(uri=exc.tracking_uri, what=what))
+                return
+            except ReviewBotError as exc:
                 notify(exc.user_message())
                 return
             except Exception:

@@ -1,7 +1,10 @@
 """The review's rules: who may vote, what a vote does, and when a review is decided.
 
 Pure: no Slack, no MLflow, no clock (callers pass `at`). `bot.votes.service` applies these under a lock
-and records the result; `tags_for`/`state_from_tags` are the only place the tag format lives.
+and records the result; bot.tags is the only place the tag format lives.
+
+Clicks apply in Slack's order, not in the order they reach the bot: each voter's last applied click
+time is on record, and a click older than it is stale (a later click already said what they want).
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.models import ReviewState, ReviewStatus, Vote, VoteKind
+from bot.models import ReviewState, ReviewStatus, Vote, VoteClick, VoteKind
 
 NOT_A_REVIEWER = ":no_entry_sign: Your vote was not counted: only the model's reviewers vote ({who})."
 OWN_MODEL_REQUESTER = (
@@ -68,6 +71,19 @@ class Outcome:
     changed: bool
     message: str | None = None  # for the voter, ephemeral, when nothing changed
     line: str | None = None  # for the thread, when something did
+    stale: bool = False  # a later click of the same voter was applied already
+
+
+def apply_click(state: ReviewState, click: VoteClick, name: str, required: int) -> Outcome:
+    """One click on the record: stale ones change nothing; any other moves the voter's last click
+    time forward (even when the vote stays the same) and then casts or withdraws."""
+    seen = state.last_click.get(click.user)
+    if seen is not None and click.at <= seen:
+        return Outcome(state, changed=False, stale=True)
+    state = state.model_copy(update={"last_click": {**state.last_click, click.user: click.at}})
+    if click.withdrawing:
+        return withdraw(state, click.user, name, click.kind, click.at, required)
+    return cast(state, Vote(user=click.user, name=name, at=click.at, via=click.via), click.kind, required)
 
 
 def decide(approvals: list[Vote], change_requests: list[Vote], required: int) -> ReviewStatus:

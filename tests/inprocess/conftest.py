@@ -85,6 +85,7 @@ def make_settings(slack: SlackTestServer, fake_mlflow: FakeMlflow) -> Callable[.
             "mlflow_tracking_uri": fake_mlflow.tracking_uri,
             "redis_url": None,
             "review_key_metrics": KEY_METRICS,
+            "review_signing_key": support.SIGNING_KEY,
             "worker_threads": 2,
         }
         return Settings(_env_file=None, **{**values, **overrides})

@@ -27,13 +27,14 @@ import posixpath
 import re
 import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from mlflow.entities import Metric, Param, RunData, RunInfo, RunInputs, RunTag
 from mlflow.entities import Run as MlflowRun
 
+from bot import signature
 from bot import tags as bot_tags
 from bot.deployments import PRODUCTION_STAGE, DeployedVersion, deployment_markers
 from bot.errors import MlflowUnavailable, NotFound
@@ -59,6 +60,7 @@ from bot.models import (
     RunRef,
     RunSummary,
 )
+from tests import support
 
 FAKE_TRACKING_URI = "http://mlflow.inprocess.test"
 DOWN_DETAIL = "ConnectionError: the in-process fake MLflow is down"
@@ -122,6 +124,11 @@ class FakeMlflow:
     def __init__(self, tracking_uri: str = FAKE_TRACKING_URI, ui_url: str = FAKE_TRACKING_URI) -> None:
         self.tracking_uri = tracking_uri
         self._ui_url = ui_url
+        # What the real ReviewRecords methods it borrows read from `self.mlflow` and `self.signer`:
+        # the test bot's key pair (tests/support.py), as app.create_mlflow builds them from settings.
+        self.mlflow = self
+        self.signer = signature.Signer(signature.private_key(support.SIGNING_KEY))
+        self.verifier = signature.verifier_for([], self.signer)
         self.down = False
         self.writes_down = False
         self.fail_calls: set[str] = set()
@@ -221,8 +228,8 @@ class FakeMlflow:
             return dict(self._runs[run_id].tags)
 
     def review(self, run_id: str) -> ReviewState | None:
-        """The run's review as its tags say, decoded by bot.tags."""
-        return bot_tags.review_from_tags(run_id, self.tags_of(run_id))
+        """The run's review as its tags say, as the bot vouches for it (bot.signature)."""
+        return self.verifier.review(run_id, self.tags_of(run_id))
 
     def version_tags(self, model: str, version: str) -> dict[str, str]:
         with self._lock:
@@ -271,7 +278,9 @@ class FakeMlflow:
             if run.deleted:
                 raise NotFound(DELETED_RUN.format(run_id=run_id))
             entity, experiment = _entity(run), self._experiments[run.experiment_id]
-        return summary_from_run(entity, experiment, self.model_versions_of(run_id), self._ui_url)
+        return summary_from_run(
+            entity, experiment, self.model_versions_of(run_id), self._ui_url, self.verifier
+        )
 
     def active_run(self, run_id: str) -> Run:
         self._read("active_run")
@@ -286,7 +295,10 @@ class FakeMlflow:
         runs = [self.active_run(run_id) for run_id in run_ids]
         with self._lock:
             names = dict(self._experiments)
-        return [summary_from_run(run, names[run.info.experiment_id], [], self._ui_url) for run in runs]
+        return [
+            summary_from_run(run, names[run.info.experiment_id], [], self._ui_url, self.verifier)
+            for run in runs
+        ]
 
     def experiment_names(self) -> dict[str, str]:
         self._read("experiment_names")
@@ -303,7 +315,10 @@ class FakeMlflow:
                 for run in self._runs.values()
                 if not run.deleted and run.experiment_id in names and matches(run.tags)
             ]
-        return [(summary_from_run(e, names[e.info.experiment_id], [], self._ui_url), t) for e, t in found]
+        return [
+            (summary_from_run(e, names[e.info.experiment_id], [], self._ui_url, self.verifier), t)
+            for e, t in found
+        ]
 
     # --- ReviewRecords -----------------------------------------------------------------------------
 
@@ -312,11 +327,11 @@ class FakeMlflow:
         with self._lock:
             return dict(self._run(run_id).tags)
 
-    def review_of(self, run_id: str) -> ReviewState | None:
+    def review_of(self, run_id: str, run_tags: Mapping[str, str] | None = None) -> ReviewState | None:
         self._called("review_of")
-        return ReviewRecords.review_of(self, run_id)  # type: ignore[arg-type]  # the real composition
+        return ReviewRecords.review_of(self, run_id, run_tags)  # type: ignore[arg-type]  # the real composition
 
-    def set_run_tags(self, run_id: str, values: dict[str, str]) -> None:
+    def set_run_tags(self, run_id: str, values: Mapping[str, str]) -> None:
         self._write("set_run_tags")
         with self._lock:  # one log_batch: all written or none
             self._run(run_id).tags.update(values)
@@ -325,12 +340,19 @@ class FakeMlflow:
     def record_review(
         self,
         state: ReviewState,
+        current: Mapping[str, str],
         model_versions: list[ModelVersionRef],
-        extra_tags: dict[str, str] | None = None,
-    ) -> None:
+        extra_tags: Mapping[str, str] | None = None,
+    ) -> list[ModelVersionRef]:
         self._called("record_review")
-        # The real composition (run tags, then the mirror) over this fake's two writes.
-        ReviewRecords.record_review(self, state, model_versions, extra_tags)  # type: ignore[arg-type]
+        # The real composition (signed run tags, then the mirror) over this fake's two writes.
+        return ReviewRecords.record_review(self, state, current, model_versions, extra_tags)  # type: ignore[arg-type]
+
+    covering = staticmethod(ReviewRecords.covering)
+
+    def mirror(self, state: ReviewState, model_versions: list[ModelVersionRef]) -> list[ModelVersionRef]:
+        self._called("mirror")
+        return ReviewRecords.mirror(self, state, model_versions)  # type: ignore[arg-type]
 
     def set_model_version_tag(self, name: str, version: str, key: str, value: str) -> None:
         self._write("set_model_version_tag")
@@ -382,6 +404,17 @@ class FakeMlflow:
             if model is None or alias not in model.aliases:
                 raise NotFound(NOT_FOUND.format(what=f"model `{name}` with alias @{alias}"))
             return model.versions[model.aliases[alias]].run_id
+
+    def version_of(self, ref: RunRef) -> str:
+        assert ref.model_name
+        if ref.version is not None:
+            return f"{ref.model_name}/{ref.version}"
+        self._read("version_of")
+        with self._lock:
+            model = self._models.get(ref.model_name)
+            if model is None or ref.alias not in model.aliases:
+                raise NotFound(NOT_FOUND.format(what=f"model `{ref.model_name}` with alias @{ref.alias}"))
+            return f"{ref.model_name}/{model.aliases[ref.alias]}"
 
     def registered_aliases(self, name: str) -> dict[str, str]:
         self._read("registered_aliases")
@@ -507,7 +540,7 @@ class FakeMlflow:
         with self._lock:
             ranked = _ranked(self._active_runs(experiment_id), key, direction)[:limit]
             entities = [_entity(run) for run in ranked if math.isfinite(run.metrics.get(key, math.nan))]
-        return [summary_from_run(run, experiment_name, [], self._ui_url) for run in entities]
+        return [summary_from_run(run, experiment_name, [], self._ui_url, self.verifier) for run in entities]
 
     def best_finished_runs(
         self, experiment_id: str, key: str, direction: Direction, started_before: datetime | None, limit: int
@@ -571,7 +604,7 @@ class FakeMlflow:
     def _with_run(self, version: DeployedVersion, run: FakeRun) -> DeployedVersion:
         return version.model_copy(
             update={
-                "review": bot_tags.review_from_tags(run.run_id, run.tags),
+                "review": self.verifier.review(run.run_id, run.tags),
                 "run_name": run.name or run.run_id,
                 "run_url": run_url(self._ui_url, run.experiment_id, run.run_id),
                 "run_started": ms_to_datetime(run.start_ms),

@@ -116,12 +116,23 @@ def sample_calls(run_id: str) -> dict[str, Callable[[FakeMlflow], Any]]:
         "run_tags": lambda f: f.run_tags(run_id),
         "review_of": lambda f: f.review_of(run_id),
         "set_run_tags": lambda f: f.set_run_tags(run_id, {"k": "v"}),
-        "record_review": lambda f: f.record_review(ReviewState(run_id=run_id), []),
+        "record_review": lambda f: f.record_review(ReviewState(run_id=run_id), {}, []),
+        "mirror": lambda f: f.mirror(
+            ReviewState(run_id=run_id), [ModelVersionRef(name="fraud-clf", version="1")]
+        ),
         "set_model_version_tag": lambda f: f.set_model_version_tag("fraud-clf", "1", "k", "v"),
         "log_discussion": lambda f: f.log_discussion(run_id, "# discussion"),
         "metric_histories": lambda f: f.metric_histories(run_id, ["loss"]),
         "bulk_histories": lambda f: f.bulk_histories([run_id], ["loss"]),
         "source_run": lambda f: f.source_run("fraud-clf", alias="champion"),
+        "version_of": lambda f: f.version_of(
+            RunRef(
+                kind=RefKind.MODEL_ALIAS,
+                raw="models:/fraud-clf@champion",
+                model_name="fraud-clf",
+                alias="champion",
+            )
+        ),
         "registered_aliases": lambda f: f.registered_aliases("fraud-clf"),
         "model_versions_of": lambda f: f.model_versions_of(run_id),
         "deployment_candidates": lambda f: f.deployment_candidates(["champion"]),
@@ -138,7 +149,19 @@ def sample_calls(run_id: str) -> dict[str, Callable[[FakeMlflow], Any]]:
     }
 
 
-CALLED = sorted({name for _, name in API} - {"ui_url"})
+# `mirror` reports the versions MLflow refused instead of raising: test_mirror_reports_what_failed.
+CALLED = sorted({name for _, name in API} - {"ui_url", "mirror"})
+
+
+def test_mirror_reports_what_failed(store: tuple[FakeMlflow, str]) -> None:
+    fake, run_id = store
+    [mv] = fake.model_versions_of(run_id)
+    fake.down = True
+    assert fake.mirror(ReviewState(run_id=run_id), [mv]) == [mv]
+    assert fake.writes == []
+    fake.down = False
+    assert fake.mirror(ReviewState(run_id=run_id), [mv]) == []
+    assert fake.version_tags("fraud-clf", "1")[tags.STATUS] == "pending"
 
 
 @pytest.mark.parametrize("name", CALLED)
@@ -197,11 +220,13 @@ def test_record_review_writes_the_tags_bot_tags_encodes_and_mirrors_them(
     [mv] = fake.model_versions_of(run_id)
     assert mv == ModelVersionRef(name="fraud-clf", version="1", aliases=["champion"])
 
-    fake.record_review(state, [mv])
+    state = fake.covering(state, [mv]).model_copy(update={"last_click": {vote.user: vote.at}})
+    assert fake.record_review(state, fake.tags_of(run_id), [mv]) == []
 
     assert fake.review_of(run_id) == state
     written = tags.review_tags(state)
     assert {k: fake.tags_of(run_id)[k] for k in written} == written
+    assert fake.tags_of(run_id)[tags.SIGNATURE].startswith("ed25519:")
     assert fake.version_tags("fraud-clf", "1") == {k: written[k] for k in tags.MODEL_VERSION_MIRROR}
     assert [w.what for w in fake.writes] == ["set_run_tags"] + ["set_model_version_tag"] * len(
         tags.MODEL_VERSION_MIRROR
@@ -232,10 +257,10 @@ def test_fail_calls_fails_only_the_calls_named(store: tuple[FakeMlflow, str]) ->
     fake.fail_calls = {"set_model_version_tag"}
     [mv] = fake.model_versions_of(run_id)
 
-    with pytest.raises(MlflowUnavailable):
-        fake.record_review(ReviewState(run_id=run_id), [mv])
+    behind = fake.record_review(ReviewState(run_id=run_id), {}, [mv])
 
-    # Half a two-step write: the run's tags went, the mirror did not.
+    # Half a two-step write: the run's tags (the truth) went, the mirror did not, and says so.
+    assert behind == [mv]
     assert [w.what for w in fake.writes] == ["set_run_tags"]
     assert fake.review(run_id) == ReviewState(run_id=run_id) and fake.version_tags("fraud-clf", "1") == {}
 

@@ -76,20 +76,35 @@ def test_each_review_form_acks_with_its_own_text(
     assert not any(is_unexpected(r) for r in replies)
 
 
-def test_the_same_command_twice_is_acted_on_once(
-    bot: InProcessBot, fake_mlflow: FakeMlflow, slack: SlackTestServer
+@pytest.mark.parametrize("later", [0, 13, 240])
+def test_a_replayed_signed_command_is_acted_on_once(
+    bot: InProcessBot, fake_mlflow: FakeMlflow, slack: SlackTestServer, later: int
 ) -> None:
+    """A captured request sent again inside Slack's 5-minute signature window: refused, by signature."""
     run_id = fake_mlflow.add_run()
-    url = slack.new_response_url()
+    body = support.command_body(run_id, slack.new_response_url())
+    signed_at = int(time.time()) - later  # as if replayed `later` seconds after it was captured
 
-    first = bot.command(run_id, url)
-    again = bot.command(run_id, url)
+    first = bot.post_signed(body, support.FORM, timestamp=signed_at)
+    again = bot.post_signed(body, support.FORM, timestamp=signed_at)
 
     ref = RunRef(kind=RefKind.RUN, raw=run_id, run_id=run_id)
     assert first.json() == {"text": build_ack_text(ref, support.REVIEW_CHANNEL), "response_type": "ephemeral"}
     assert (again.status_code, again.json()) == (200, {"response_type": "ephemeral", "text": ACK_DUPLICATE})
     bot.finish()
     assert len(cards_for(slack, run_id)) == 1
+
+
+def test_the_same_command_typed_twice_is_two_requests(
+    bot: InProcessBot, fake_mlflow: FakeMlflow, slack: SlackTestServer
+) -> None:
+    """Two deliveries (two trigger ids, two signatures) of the same text: both acted on."""
+    run_id = fake_mlflow.add_run()
+    url = slack.new_response_url()
+    assert bot.command(run_id, url).json()["text"] != ACK_DUPLICATE
+    assert bot.command(run_id, url).json()["text"] != ACK_DUPLICATE
+    bot.finish()
+    assert len(cards_for(slack, run_id)) == 2
 
 
 BAD_SIGNATURES = {

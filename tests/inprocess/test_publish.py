@@ -17,6 +17,7 @@ from bot.reviews.replies import POSTED, REQUEST_NOT_RECORDED, THREAD_PART_FAILED
 from bot.reviews.thread import NO_HISTORY
 from bot.services import Services
 from bot.slack.advice import SLACK_ADVICE, SLACK_DEFAULT_ADVICE, channel_mention
+from bot.slack.outbox import THREAD_CUT_SHORT
 from tests import support
 from tests.inprocess.fakes import FakeMlflow
 from tests.inprocess.harness import Told, run_ref, thread_texts, unexpected_error_id
@@ -66,6 +67,7 @@ def test_publish_posts_the_card_and_records_the_request_in_the_tags(
         slack_channel=support.REVIEW_CHANNEL,
         slack_ts=ts,
         slack_permalink=permalink,
+        covers=[f"{MODEL}/1"],
     )
     written = tags.review_tags(review)
     assert fake_mlflow.version_tags(MODEL, "1") == {k: written[k] for k in tags.MODEL_VERSION_MIRROR}
@@ -192,7 +194,8 @@ def test_a_run_already_under_review_keeps_its_votes_when_posted_again(
         slack_ts="1767225600.000100",
         slack_permalink="https://test.slack.com/archives/C0DEV/p1767225600000100",
     )
-    fake_mlflow.set_run_tags(run_id, tags.review_tags(earlier))
+    earlier = earlier.model_copy(update={"last_click": {support.CAROL: carol.at}})
+    fake_mlflow.set_run_tags(run_id, support.signed_review_tags(earlier))
 
     ts = publish(services, run_id, told, requested_by=support.ANA)
 
@@ -210,14 +213,6 @@ def test_a_run_already_under_review_keeps_its_votes_when_posted_again(
     assert status["elements"][0]["text"] == build_status_line(now, support.BO, 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: bot/reviews/publish.py ReviewPublisher._record_request tells REQUEST_NOT_RECORDED ('MLflow did "
-        "not take the review's tags, so votes on it cannot be recorded yet') on any ReviewBotError from "
-        "records.record_review, though the run's tags were written and only the model-version mirror failed"
-    ),
-)
 def test_a_request_the_run_recorded_is_not_reported_lost_when_its_registry_mirror_fails(
     services: Services, fake_mlflow: FakeMlflow, slack: SlackTestServer, told: Told
 ) -> None:
@@ -230,16 +225,15 @@ def test_a_request_the_run_recorded_is_not_reported_lost_when_its_registry_mirro
     # The request is in the run's tags: votes on this card are recorded.
     assert fake_mlflow.review(run_id).slack_ts == ts
     assert REQUEST_NOT_RECORDED not in told
+    # The registry copy is retried until it lands.
+    fake_mlflow.fail_calls = set()
+    services.votes._retry_mirrors()
+    assert (
+        fake_mlflow.version_tags(MODEL, "1")[tags.SLACK_PERMALINK]
+        == fake_mlflow.review(run_id).slack_permalink
+    )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: bot/slack/outbox.py Outbox.fill_thread tells MLflow's failure mid-thread with "
-        "MlflowUnavailable's own text, which says 'Nothing was posted.', after the card (or a comparison) "
-        "was posted and recorded"
-    ),
-)
 def test_mlflow_failing_mid_thread_does_not_say_nothing_was_posted(
     services: Services, fake_mlflow: FakeMlflow, slack: SlackTestServer, told: Told
 ) -> None:
@@ -254,6 +248,7 @@ def test_mlflow_failing_mid_thread_does_not_say_nothing_was_posted(
         in told
     )
     assert fake_mlflow.unavailable().user_message() not in told  # it says "Nothing was posted."
+    assert THREAD_CUT_SHORT.format(uri=fake_mlflow.tracking_uri, what=f"run {run_id}") in told
 
 
 def test_a_failure_nobody_planned_is_logged_with_the_id_the_requester_is_told(

@@ -1,108 +1,72 @@
-"""Unit tests for bot.slack.dedupe: which requests are the same request again."""
+"""Unit tests for bot.slack.dedupe: a delivery is known by Slack's identity of it, never by what a
+person did."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
-from bot.slack.dedupe import ACTION_TTL, COMMAND_TTL, EVENT_TTL, dedupe_key
+from bot.slack.dedupe import EVENT_TTL, INTERACTION_TTL, REPLAY_TTL, dedupe_keys, delivery_id
 
 
-def _command(text: str = "abc", user: str = "U1", channel: str = "C1", team: str = "T1") -> dict[str, Any]:
-    return {
-        "command": "/review",
-        "text": text,
-        "user_id": user,
-        "channel_id": channel,
-        "team_id": team,
-        "trigger_id": "different-every-time",
-    }
+def _command(trigger: str = "T.1") -> dict[str, Any]:
+    return {"command": "/review", "text": "abc", "user_id": "U1", "channel_id": "C1", "trigger_id": trigger}
 
 
-def _action(action_id: str = "review_approve", user: str = "U1", ts: str = "1.1") -> dict[str, Any]:
+def _action(trigger: str = "T.2", action_ts: str = "9.9") -> dict[str, Any]:
     return {
         "type": "block_actions",
-        "user": {"id": user},
-        "container": {"type": "message", "message_ts": ts},
-        "actions": [{"action_id": action_id, "value": "{}", "action_ts": "9.9"}],
+        "trigger_id": trigger,
+        "user": {"id": "U1"},
+        "container": {"type": "message", "message_ts": "1.1"},
+        "actions": [{"action_id": "review_approve", "value": "{}", "action_ts": action_ts}],
     }
 
 
-def test_event_retries_share_a_key() -> None:
-    first = dedupe_key({"type": "event_callback", "event_id": "Ev1", "event": {"type": "app_mention"}})
-    retry = dedupe_key(
-        {"type": "event_callback", "event_id": "Ev1", "event": {"type": "app_mention", "x": 1}}
+def test_event_retries_share_a_key_whatever_their_signature() -> None:
+    first = dedupe_keys({"type": "event_callback", "event_id": "Ev1"}, "v0=aaa")
+    retry = dedupe_keys({"type": "event_callback", "event_id": "Ev1", "x": 1}, "v0=bbb")
+    assert ("dedupe:event:Ev1", EVENT_TTL) in first and ("dedupe:event:Ev1", EVENT_TTL) in retry
+    assert dedupe_keys({"type": "event_callback", "event_id": "Ev2"}, None) == [
+        ("dedupe:event:Ev2", EVENT_TTL)
+    ]
+
+
+def test_a_replayed_request_shares_its_signature_key_for_longer_than_slacks_window() -> None:
+    keys = dedupe_keys(_command(), "v0=abc")
+    assert ("dedupe:signature:v0=abc", REPLAY_TTL) in keys
+    assert REPLAY_TTL > 5 * 60  # bolt accepts a timestamp up to five minutes old
+
+
+def test_the_same_command_typed_twice_is_two_deliveries() -> None:
+    assert dedupe_keys(_command("T.1"), "v0=1") != dedupe_keys(_command("T.9"), "v0=2")
+    assert not set(dedupe_keys(_command("T.1"), "v0=1")) & set(dedupe_keys(_command("T.9"), "v0=2"))
+
+
+def test_clicks_are_deliveries_of_their_own_even_on_the_same_button() -> None:
+    """Approve, Request changes, Approve on one card: three deliveries, all acted on."""
+    first, second = dedupe_keys(_action("T.a", "1.0"), "v0=a"), dedupe_keys(_action("T.b", "2.5"), "v0=b")
+    assert not set(first) & set(second)
+    assert ("dedupe:trigger:T.a", INTERACTION_TTL) in first
+
+
+def test_socket_mode_redelivery_is_known_by_its_trigger() -> None:
+    """No signature in Socket Mode: a redelivered envelope carries the same trigger_id."""
+    assert (
+        dedupe_keys(_action("T.x"), None)
+        == dedupe_keys(_action("T.x"), None)
+        == [("dedupe:trigger:T.x", INTERACTION_TTL)]
     )
-    assert first == retry == ("dedupe:event:Ev1", EVENT_TTL)
-    assert dedupe_key({"type": "event_callback", "event_id": "Ev2"}) != first
 
 
-def test_same_command_twice_is_one_request() -> None:
-    key = dedupe_key(_command())
-    assert key is not None
-    assert key == dedupe_key(_command())
-    assert key[1] == COMMAND_TTL
-    assert key[0].startswith("dedupe:command:T1:U1:C1:/review:")
+def test_a_view_submission_resubmitted_after_a_field_error_is_a_new_delivery() -> None:
+    view = {"type": "view_submission", "view": {"id": "V1", "hash": "h1"}}
+    first = dedupe_keys({**view, "trigger_id": "T.first"}, "v0=1")
+    corrected = dedupe_keys({**view, "trigger_id": "T.second"}, "v0=2")
+    assert not set(first) & set(corrected)
 
 
-@pytest.mark.parametrize("text", ["  abc", "abc  ", "abc\n", "\tabc"])
-def test_command_text_whitespace_is_normalised(text: str) -> None:
-    assert dedupe_key(_command(text)) == dedupe_key(_command("abc"))
-
-
-def test_inner_whitespace_is_normalised_too() -> None:
-    assert dedupe_key(_command("a   b")) == dedupe_key(_command("a b"))
-    assert dedupe_key(_command("a b")) != dedupe_key(_command("ab"))
-
-
-@pytest.mark.parametrize(
-    "other",
-    [_command("abd"), _command(user="U2"), _command(channel="C2"), _command(team="T2"), _command("")],
-)
-def test_different_commands_have_different_keys(other: dict[str, Any]) -> None:
-    assert dedupe_key(other) != dedupe_key(_command())
-
-
-def test_double_click_is_one_action() -> None:
-    key = dedupe_key(_action())
-    assert key == dedupe_key(_action())
-    assert key == ("dedupe:action:U1:1.1:review_approve", ACTION_TTL)
-
-
-@pytest.mark.parametrize("other", [_action("review_request_changes"), _action(user="U2"), _action(ts="2.2")])
-def test_different_actions_have_different_keys(other: dict[str, Any]) -> None:
-    assert dedupe_key(other) != dedupe_key(_action())
-
-
-def test_action_in_a_view() -> None:
-    body = {"type": "block_actions", "user": {"id": "U1"}, "container": {"view_id": "V1"}, "actions": []}
-    assert dedupe_key(body) == ("dedupe:action:U1:V1:None", ACTION_TTL)
-
-
-def test_view_submission() -> None:
-    body = {"type": "view_submission", "view": {"id": "V1", "hash": "h1"}}
-    assert dedupe_key(body) == ("dedupe:view:V1:h1", EVENT_TTL)
-    assert dedupe_key(body) == dedupe_key({**body, "user": {"id": "U1"}})
-    assert dedupe_key({"type": "view_submission", "view": {"id": "V1", "hash": "h2"}}) != dedupe_key(body)
-
-
-@pytest.mark.parametrize(
-    "body",
-    [
-        {},
-        {"type": "url_verification", "challenge": "x"},
-        {"type": "event_callback"},
-        {"type": "view_closed", "view": {"id": "V1"}},
-        {"type": "shortcut", "callback_id": "x"},
-        {"command": "/review", "text": "x"},
-    ],
-)
-def test_other_bodies_are_not_deduplicated(body: dict[str, Any]) -> None:
-    assert dedupe_key(body) is None
-
-
-@pytest.mark.parametrize("text", ["", "help", "  HELP  "])
-def test_help_is_never_deduplicated(text: str) -> None:
-    body = {"command": "/review", "user_id": "U1", "channel_id": "C1", "team_id": "T1", "text": text}
-    assert dedupe_key(body) is None
+def test_delivery_id_names_the_event_or_the_trigger() -> None:
+    assert delivery_id({"type": "event_callback", "event_id": "Ev9", "trigger_id": "x"}) == "event:Ev9"
+    assert delivery_id(_action("T.7")) == "trigger:T.7"
+    assert delivery_id({"type": "url_verification"}) is None
+    assert dedupe_keys({"type": "url_verification"}, None) == []

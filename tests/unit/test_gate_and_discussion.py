@@ -22,7 +22,8 @@ DAN = Vote(user="U0DAN", name="Dan Okafor", at=AT, via=Via.REACTION)
         (
             ReviewState(run_id="r1", status=ReviewStatus.APPROVED, approvals=[BO, DAN], decided_at=AT),
             True,
-            "approved: run r1 approved by Bo Chen, Dan Okafor at 2026-11-25T09:30:00Z",
+            "approved: run r1 approved by Bo Chen (U0BO), Dan Okafor (U0DAN) at 2026-11-25T09:30:00Z "
+            "(signed by review-bot)",
         ),
         (
             ReviewState(run_id="r1", status=ReviewStatus.CHANGES_REQUESTED, change_requests=[DAN]),

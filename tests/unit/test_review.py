@@ -8,7 +8,16 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from bot.models import ReviewState, ReviewStatus, Via, Vote, VoteKind
+from bot.models import ReviewState, ReviewStatus, Via, Vote, VoteClick, VoteKind
+from bot.tags import (
+    APPROVAL_COUNT,
+    CHANGE_REQUEST_COUNT,
+    MODEL_VERSIONS,
+    VOTE_PREFIX,
+    UnreadableRecord,
+    review_changes,
+    vote_key,
+)
 from bot.tags import APPROVALS as APPROVALS_TAG
 from bot.tags import CHANGE_REQUESTS as CHANGE_REQUESTS_TAG
 from bot.tags import DECIDED_AT as DECIDED_AT_TAG
@@ -29,6 +38,7 @@ from bot.votes.rules import (
     STATUS_LINES,
     Outcome,
     VotePolicy,
+    apply_click,
     cast,
     decide,
     withdraw,
@@ -430,28 +440,41 @@ def test_no_line_when_nothing_changed() -> None:
 
 # --- tags ---------------------------------------------------------------------------------------------------
 
-FULL_STATE = ReviewState(
-    run_id=RUN_ID,
-    status=CHANGES_REQUESTED,
-    approvals=[_vote("UANA", T1), _vote("UBO", T2, Via.REACTION)],
-    change_requests=[_vote("UCY", T3)],
-    requested_by="UREQ",
-    requested_at=T0,
-    decided_at=T3,
-    slack_channel="C0123",
-    slack_ts="1714554000.000100",
-    slack_permalink="https://example.slack.com/archives/C0123/p1714554000000100",
+
+def _clicked(state: ReviewState) -> ReviewState:
+    """The state with each voter's last click on record (what tags carry for every vote)."""
+    votes = [*state.approvals, *state.change_requests]
+    return state.model_copy(update={"last_click": {v.user: v.at for v in votes} | state.last_click})
+
+
+FULL_STATE = _clicked(
+    ReviewState(
+        run_id=RUN_ID,
+        status=CHANGES_REQUESTED,
+        approvals=[_vote("UANA", T1), _vote("UBO", T2, Via.REACTION)],
+        change_requests=[_vote("UCY", T3)],
+        requested_by="UREQ",
+        requested_at=T0,
+        decided_at=T3,
+        slack_channel="C0123",
+        slack_ts="1714554000.000100",
+        slack_permalink="https://example.slack.com/archives/C0123/p1714554000000100",
+        covers=["fraud-clf/3", "fraud-clf/4"],
+        last_click={"UDEE": T2},  # Dee withdrew: no vote, a click on record
+    )
 )
 
 ROUND_TRIP = [
     pytest.param(FULL_STATE, id="full"),
     pytest.param(ReviewState(run_id=RUN_ID), id="empty"),
-    pytest.param(_state(approvals=("UANA",), status=APPROVED, decided_at=T2), id="approved"),
+    pytest.param(_clicked(_state(approvals=("UANA",), status=APPROVED, decided_at=T2)), id="approved"),
     pytest.param(
-        ReviewState(
-            run_id=RUN_ID,
-            approvals=[Vote(user="UX", name='Zoë "Z" <O\'Neil>', at=T1, via=Via.BUTTON)],
-            requested_at=datetime(2024, 5, 1, 9, 0, 0, 123456, tzinfo=UTC),
+        _clicked(
+            ReviewState(
+                run_id=RUN_ID,
+                approvals=[Vote(user="UX", name='Zoë "Z" <O\'Neil>', at=T1, via=Via.BUTTON)],
+                requested_at=datetime(2024, 5, 1, 9, 0, 0, 123456, tzinfo=UTC),
+            )
         ),
         id="odd-name-and-microseconds",
     ),
@@ -464,19 +487,19 @@ def test_tags_round_trip(state: ReviewState) -> None:
 
 
 def test_tags_for_values() -> None:
+    def vote(kind: str, name: str, at: str, via: str) -> str:
+        body = {"at": at, "kind": kind, "name": name, "seen": at, "via": via}
+        return json.dumps(body, separators=(",", ":"), sort_keys=True)
+
     assert tags_for(FULL_STATE) == {
         STATUS_TAG: "changes_requested",
-        APPROVALS_TAG: json.dumps(
-            [
-                {"user": "UANA", "name": "Ana", "at": "2024-05-01T10:30:00Z", "via": "button"},
-                {"user": "UBO", "name": "Bo", "at": "2024-05-01T11:45:15Z", "via": "reaction"},
-            ],
-            separators=(",", ":"),
-        ),
-        CHANGE_REQUESTS_TAG: json.dumps(
-            [{"user": "UCY", "name": "Cy", "at": "2024-05-02T08:00:00Z", "via": "button"}],
-            separators=(",", ":"),
-        ),
+        vote_key("UANA"): vote("approve", "Ana", "2024-05-01T10:30:00Z", "button"),
+        vote_key("UBO"): vote("approve", "Bo", "2024-05-01T11:45:15Z", "reaction"),
+        vote_key("UCY"): vote("request_changes", "Cy", "2024-05-02T08:00:00Z", "button"),
+        vote_key("UDEE"): '{"kind":"","seen":"2024-05-01T11:45:15Z"}',
+        APPROVAL_COUNT: "2",
+        CHANGE_REQUEST_COUNT: "1",
+        MODEL_VERSIONS: '["fraud-clf/3","fraud-clf/4"]',
         REQUESTED_BY_TAG: "UREQ",
         REQUESTED_AT_TAG: "2024-05-01T09:00:00Z",
         DECIDED_AT_TAG: "2024-05-02T08:00:00Z",
@@ -484,6 +507,16 @@ def test_tags_for_values() -> None:
         SLACK_TS_TAG: "1714554000.000100",
         SLACK_PERMALINK_TAG: "https://example.slack.com/archives/C0123/p1714554000000100",
     }
+
+
+def test_a_thousand_voters_never_make_a_tag_longer_than_mlflow_keeps() -> None:
+    voters = [Vote(user=f"U{i:08d}", name="N" * 500, at=T1, via=Via.BUTTON) for i in range(1000)]
+    state = _clicked(ReviewState(run_id=RUN_ID, status=APPROVED, approvals=voters, decided_at=T1))
+    written = tags_for(state)
+    assert max(len(v) for v in written.values()) < 8000  # MLflow cuts run tag values at 8,000 silently
+    assert max(len(k) for k in written) <= 250
+    back = state_from_tags(RUN_ID, written)
+    assert back is not None and len(back.approvals) == 1000 and back.status is APPROVED
 
 
 ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
@@ -494,9 +527,14 @@ def test_tag_values_are_strings_and_timestamps_iso_utc(state: ReviewState) -> No
     tags = tags_for(state)
     assert all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items())
     stamps = [tags[REQUESTED_AT_TAG], tags[DECIDED_AT_TAG]]
-    stamps += [v["at"] for key in (APPROVALS_TAG, CHANGE_REQUESTS_TAG) for v in json.loads(tags[key])]
-    for stamp, moment in zip(stamps, [state.requested_at, state.decided_at], strict=False):
+    for stamp, moment in zip(stamps, [state.requested_at, state.decided_at], strict=True):
         assert (stamp == "") is (moment is None)
+    stamps += [
+        json.loads(v).get(k, "")
+        for key, v in tags.items()
+        if key.startswith(VOTE_PREFIX)
+        for k in ("at", "seen")
+    ]
     assert [s for s in stamps if s and not ISO_UTC.match(s)] == []
 
 
@@ -510,16 +548,16 @@ def test_tag_values_are_strings_and_timestamps_iso_utc(state: ReviewState) -> No
 )
 def test_timestamps_written_in_utc(moment: datetime, expected: str) -> None:
     state = ReviewState(
-        run_id=RUN_ID, requested_at=moment, approvals=[Vote(user="U", name="U", at=moment, via=Via.BUTTON)]
+        run_id=RUN_ID, requested_at=moment, approvals=[Vote(user="U1", name="U", at=moment, via=Via.BUTTON)]
     )
     tags = tags_for(state)
     assert tags[REQUESTED_AT_TAG] == expected
-    assert json.loads(tags[APPROVALS_TAG])[0]["at"] == expected
+    assert json.loads(tags[vote_key("U1")])["at"] == expected
 
 
 def test_state_from_tags_without_status_is_none() -> None:
     assert state_from_tags(RUN_ID, {}) is None
-    assert state_from_tags(RUN_ID, {REQUESTED_BY_TAG: "UREQ", APPROVALS_TAG: "[]"}) is None
+    assert state_from_tags(RUN_ID, {REQUESTED_BY_TAG: "UREQ", vote_key("UANA"): ""}) is None
 
 
 def test_state_from_tags_with_only_status() -> None:
@@ -530,39 +568,133 @@ def test_state_from_tags_unknown_status_reads_as_pending() -> None:
     assert state_from_tags(RUN_ID, {STATUS_TAG: "lgtm"}) == ReviewState(run_id=RUN_ID, status=PENDING)
 
 
-@pytest.mark.parametrize(
-    "broken",
-    ["[{", "not json", "null", "{}", '{"user": "UANA"}', "5", '"UANA"'],
-)
-def test_state_from_tags_broken_votes_are_empty(broken: str) -> None:
-    tags = {**tags_for(FULL_STATE), APPROVALS_TAG: broken, CHANGE_REQUESTS_TAG: broken}
-    assert state_from_tags(RUN_ID, tags) == FULL_STATE.model_copy(
-        update={"approvals": [], "change_requests": []}
+def test_an_untrusted_record_reads_as_pending_with_no_votes_and_says_why() -> None:
+    state = state_from_tags(RUN_ID, tags_for(FULL_STATE), untrusted="not signed")
+    assert state == ReviewState(
+        run_id=RUN_ID,
+        requested_by="UREQ",
+        requested_at=T0,
+        slack_channel="C0123",
+        slack_ts="1714554000.000100",
+        slack_permalink=FULL_STATE.slack_permalink,
+        untrusted="not signed",
     )
 
 
-def test_state_from_tags_drops_only_broken_entries() -> None:
+@pytest.mark.parametrize(
+    "broken",
+    [
+        "{",
+        "not json",
+        "null",
+        "{}",
+        '{"kind": "approve"}',
+        '{"kind": "lgtm", "at": "2024-05-01T10:30:00Z"}',
+        "5",
+    ],
+)
+def test_a_vote_tag_the_bot_cannot_read_is_an_error_never_no_vote(broken: str) -> None:
+    tags = {**tags_for(FULL_STATE), vote_key("UBO"): broken}
+    with pytest.raises(UnreadableRecord) as raised:
+        state_from_tags(RUN_ID, tags)
+    assert raised.value.key == vote_key("UBO")
+    assert (
+        vote_key("UBO") in raised.value.user_message()
+        and "Nothing was changed" in raised.value.user_message()
+    )
+
+
+def test_a_vote_tag_that_names_no_slack_user_is_unreadable() -> None:
+    tags = {STATUS_TAG: "approved", vote_key("<!channel>"): tags_for(FULL_STATE)[vote_key("UANA")]}
+    with pytest.raises(UnreadableRecord):
+        state_from_tags(RUN_ID, tags)
+
+
+def test_an_empty_vote_tag_is_no_vote() -> None:
+    """What the bot writes over a vote it removes (MLflow cannot delete tags in a batch)."""
+    state = state_from_tags(RUN_ID, {**tags_for(FULL_STATE), vote_key("UBO"): ""})
+    assert (
+        state is not None and [v.user for v in state.approvals] == ["UANA"] and "UBO" not in state.last_click
+    )
+
+
+def test_review_changes_writes_only_what_differs_and_blanks_votes_the_state_drops() -> None:
+    current = {**tags_for(FULL_STATE), vote_key("UEVE"): tags_for(FULL_STATE)[vote_key("UANA")]}
+    assert review_changes(current, FULL_STATE) == {vote_key("UEVE"): ""}
+    assert review_changes(tags_for(FULL_STATE), FULL_STATE) == {}
+
+
+# --- the record before per-voter tags (read only) -------------------------------------------------
+
+
+def test_a_legacy_record_reads_its_vote_lists() -> None:
     good = {"user": "UANA", "name": "Ana", "at": "2024-05-01T10:30:00Z", "via": "button"}
-    entries = [
-        1,
-        None,
-        "UBO",
-        {"name": "no user"},
-        {"user": "UBO", "name": "Bo"},  # no time
-        {"user": "UBO", "name": "Bo", "at": "yesterday"},
-        {"user": "UBO", "name": "Bo", "at": "2024-05-01T10:30:00Z", "via": "carrier-pigeon"},
-        good,
+    state = state_from_tags(RUN_ID, {STATUS_TAG: "pending", APPROVALS_TAG: json.dumps([good])})
+    assert state is not None and state.approvals == [_vote("UANA", T1)]
+
+
+@pytest.mark.parametrize("broken", ["[{", "not json", "null", "{}", '[{"user": "UANA"}]', "5"])
+def test_a_legacy_list_cut_short_is_an_error_never_an_empty_list(broken: str) -> None:
+    """What MLflow left of `review.approvals` past 8,000 characters: reported, never rewritten as []."""
+    with pytest.raises(UnreadableRecord) as raised:
+        state_from_tags(RUN_ID, {STATUS_TAG: "approved", APPROVALS_TAG: broken})
+    assert raised.value.key == APPROVALS_TAG
+
+
+def test_legacy_lists_are_ignored_once_per_voter_tags_exist() -> None:
+    tags = {**tags_for(FULL_STATE), APPROVALS_TAG: "[{", CHANGE_REQUESTS_TAG: "[]"}
+    assert state_from_tags(RUN_ID, tags) == FULL_STATE
+
+
+# --- clicks in Slack's order --------------------------------------------------------------------------
+
+
+def _click(user: str, kind: VoteKind, at: datetime, *, withdrawing: bool = False) -> VoteClick:
+    return VoteClick(
+        delivery=f"{user}-{at.timestamp()}",
+        channel="C1",
+        ts="1.1",
+        user=user,
+        kind=kind,
+        via=Via.BUTTON,
+        at=at,
+        withdrawing=withdrawing,
+    )
+
+
+ORDERS = [
+    pytest.param([0, 1, 2], id="in-order"),
+    pytest.param([2, 1, 0], id="reversed"),
+    pytest.param([0, 2, 1], id="last-click-early"),
+    pytest.param([1, 2, 0], id="first-click-late"),
+]
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_the_last_click_wins_in_whatever_order_clicks_arrive(order: list[int]) -> None:
+    """Approve -> Request changes -> Approve: approved, however the three reach the bot."""
+    clicks = [_click("UBO", APPROVE, T1), _click("UBO", CHANGES, T2), _click("UBO", APPROVE, T3)]
+    state = ReviewState(run_id=RUN_ID)
+    for i in order:
+        state = apply_click(state, clicks[i], "Bo", 1).state
+    assert state.status is APPROVED and state.change_requests == []
+    assert [v.user for v in state.approvals] == ["UBO"] and state.last_click == {"UBO": T3}
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_a_reaction_added_then_removed_ends_with_no_vote_in_any_order(order: list[int]) -> None:
+    clicks = [
+        _click("UBO", APPROVE, T1),
+        _click("UBO", APPROVE, T2, withdrawing=True),
+        _click("UBO", APPROVE, T0, withdrawing=True),  # removing before adding: nothing to withdraw
     ]
-    state = state_from_tags(RUN_ID, {STATUS_TAG: "pending", APPROVALS_TAG: json.dumps(entries)})
-    assert state is not None
-    assert state.approvals == [_vote("UANA", T1)]
+    state = ReviewState(run_id=RUN_ID)
+    for i in order:
+        state = apply_click(state, clicks[i], "Bo", 1).state
+    assert state.approvals == [] and state.status is PENDING and state.last_click == {"UBO": T2}
 
 
-def test_state_from_tags_fills_defaults_in_old_entries() -> None:
-    tags = {
-        STATUS_TAG: "pending",
-        APPROVALS_TAG: json.dumps([{"user": "UANA", "at": "2024-05-01T10:30:00Z"}]),
-    }
-    state = state_from_tags(RUN_ID, tags)
-    assert state is not None
-    assert state.approvals == [Vote(user="UANA", name="UANA", at=T1, via=Via.BUTTON)]
+def test_a_stale_click_changes_nothing_and_says_nothing() -> None:
+    state = apply_click(ReviewState(run_id=RUN_ID), _click("UBO", APPROVE, T2), "Bo", 1).state
+    outcome = apply_click(state, _click("UBO", CHANGES, T1), "Bo", 1)
+    assert outcome == Outcome(state, changed=False, stale=True)
