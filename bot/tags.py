@@ -228,7 +228,8 @@ def review_from_tags(
     approvals: list[Vote] = []
     change_requests: list[Vote] = []
     last_click: dict[str, datetime] = {}
-    vote_keys = sorted(k for k in tags if k.startswith(VOTE_PREFIX))
+    # An untrusted record's votes count for nothing, so they are not read (a broken one cannot block).
+    vote_keys = [] if untrusted else sorted(k for k in tags if k.startswith(VOTE_PREFIX))
     for key in vote_keys:
         kind, vote, seen = _read_vote(run_id, key, tags[key])
         user = key[len(VOTE_PREFIX) :]
@@ -236,7 +237,7 @@ def review_from_tags(
             (approvals if kind == "approve" else change_requests).append(vote)
         if seen is not None or vote is not None:
             last_click[user] = seen or vote.at  # type: ignore[union-attr]
-    if not vote_keys:  # a run reviewed before per-voter tags
+    if not untrusted and not any(k.startswith(VOTE_PREFIX) for k in tags):  # reviewed before them
         approvals = _legacy_votes(run_id, tags, APPROVALS)
         change_requests = _legacy_votes(run_id, tags, CHANGE_REQUESTS)
     status = (

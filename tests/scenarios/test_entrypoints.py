@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from bot import signature
+from bot.config import Settings
 from tests import support
 from tests.scenarios.helpers import cards_for, response_texts
 
@@ -33,7 +35,22 @@ def run_cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Compl
         (["socket"], {"SLACK_BOT_TOKEN": support.BOT_TOKEN}, "SLACK_APP_TOKEN"),
         (
             ["serve"],
-            {"SLACK_BOT_TOKEN": support.BOT_TOKEN, "SLACK_SIGNING_SECRET": "s", "PORT": "http"},
+            {"SLACK_BOT_TOKEN": support.BOT_TOKEN, "SLACK_SIGNING_SECRET": "s"},
+            "REVIEW_SIGNING_KEY",
+        ),
+        (
+            ["serve"],
+            {"SLACK_BOT_TOKEN": support.BOT_TOKEN, "SLACK_SIGNING_SECRET": "s", "REVIEW_SIGNING_KEY": "nope"},
+            "review-bot keys generate",
+        ),
+        (
+            ["serve"],
+            {
+                "SLACK_BOT_TOKEN": support.BOT_TOKEN,
+                "SLACK_SIGNING_SECRET": "s",
+                "REVIEW_SIGNING_KEY": support.SIGNING_KEY,
+                "PORT": "http",
+            },
             "PORT",
         ),
     ],
@@ -64,6 +81,7 @@ def test_socket_mode_acks_envelopes_and_posts_the_card(
         "MLFLOW_TRACKING_URI": mlflow_server,
         "REDIS_URL": redis_url,
         "REVIEW_CHANNEL": support.REVIEW_CHANNEL,
+        "REVIEW_SIGNING_KEY": support.SIGNING_KEY,
         "PORT": str(support.free_port()),
         "PYTHONPATH": str(Path(__file__).parents[2]),
     }
@@ -101,3 +119,17 @@ def test_socket_mode_acks_envelopes_and_posts_the_card(
     finally:
         support.stop_process(proc)
         log.close()
+
+
+def test_keys_generate_prints_a_pair_the_settings_accept(tmp_path) -> None:
+    result = run_cli(["keys", "generate"], {"PYTHONPATH": str(Path(__file__).parents[2])}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    values = dict(line.split("=", 1) for line in result.stdout.splitlines() if not line.startswith("#"))
+    assert set(values) == {"REVIEW_SIGNING_KEY", "REVIEW_PUBLIC_KEYS"}
+    settings = Settings(
+        _env_file=None,
+        review_signing_key=values["REVIEW_SIGNING_KEY"],
+        review_public_keys=values["REVIEW_PUBLIC_KEYS"],
+    )
+    signer = settings.signer()
+    assert signer is not None and signature.public_text(signer.public) == values["REVIEW_PUBLIC_KEYS"]

@@ -22,6 +22,7 @@ from slack_sdk import WebClient
 
 from bot.ids import ActionId
 from bot.mlflow import connect
+from bot.models import ReviewState, ReviewStatus
 from bot.nudges.rules import sign_webhook
 from bot.nudges.service import NudgeService
 from bot.scheduler import LeaderScheduler
@@ -138,7 +139,14 @@ def test_a_deployment_alias_on_an_unreviewed_version_nudges_exactly_once(
 
 def test_approved_runs_and_other_aliases_are_not_nudged(nudge_bot, slack, runs, eventually) -> None:
     model = model_name("churn")
-    approved = runs.make_run("approved", tags={"review.status": "approved"})
+    approved = runs.make_run("approved")
+    signed = support.signed_review_tags(
+        ReviewState(
+            run_id=approved, status=ReviewStatus.APPROVED, approvals=[], decided_at=datetime.now(tz=UTC)
+        )
+    )
+    for key, value in signed.items():
+        runs.client.set_tag(approved, key, value)
     canary = runs.make_run("canary-only")
     sentinel = runs.make_run("sentinel")
     v_approved, v_canary = runs.register(model, approved), runs.register(model, canary)

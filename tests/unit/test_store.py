@@ -9,7 +9,7 @@ import uuid
 import pytest
 import redis
 
-from bot.store import KEY_PREFIX, LockBusy, MemoryStore, RedisStore, create_store
+from bot.store import KEY_PREFIX, LockBusy, LockLost, MemoryStore, RedisStore, create_store
 from tests.support import free_port
 
 
@@ -174,3 +174,59 @@ def test_redis_lock_expires_so_a_crashed_holder_cannot_block_for_ever(redis_url:
     assert crashed.acquire()  # and never released
     with store.lock(key, ttl_seconds=10, wait_seconds=3):
         pass
+
+
+def test_redis_lock_is_renewed_while_its_holder_works_longer_than_its_ttl(redis_url: str, key: str) -> None:
+    """Slow MLflow: the section outlasts the TTL three times over, and no one else gets in meanwhile."""
+    store = RedisStore(redis_url)
+    with store.lock(key, ttl_seconds=1, wait_seconds=0.1) as held:
+        time.sleep(3)
+        with pytest.raises(LockBusy), store.lock(key, ttl_seconds=1, wait_seconds=0.2):  # still ours
+            pass
+        held.check()  # not lost: a write may go ahead
+    with store.lock(key, ttl_seconds=1, wait_seconds=0.1):
+        pass
+
+
+def test_redis_lock_lost_under_its_holder_forbids_the_write(redis_url: str, key: str) -> None:
+    """Someone else took it (Redis flushed, the process stalled past the TTL): check() says so."""
+    store = RedisStore(redis_url)
+    with store.lock(key, ttl_seconds=1, wait_seconds=0.1) as held:
+        redis.Redis.from_url(redis_url).delete(f"{KEY_PREFIX}lock:{key}")
+        deadline = time.monotonic() + 3
+        while not held.lost.is_set() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with pytest.raises(LockLost):
+            held.check()
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+def test_queue_keeps_members_in_score_order_until_dequeued(
+    kind: str, request: pytest.FixtureRequest, key: str
+) -> None:
+    store = MemoryStore() if kind == "memory" else RedisStore(request.getfixturevalue("redis_url"))
+    store.enqueue(key, "late", 3.0)
+    store.enqueue(key, "early", 1.0)
+    store.enqueue(key, "middle", 2.0)
+    assert store.queued(key) == ["early", "middle", "late"]
+    assert key in store.waiting_queues(0)
+    store.dequeue(key, ["early", "late"])
+    assert store.queued(key) == ["middle"] and key in store.waiting_queues(0)
+    store.dequeue(key, ["middle"])
+    assert store.queued(key) == [] and key not in store.waiting_queues(0)
+
+
+def test_a_queue_is_waiting_only_once_it_is_older_than_asked(redis_url: str, key: str) -> None:
+    store = RedisStore(redis_url)
+    store.enqueue(key, "click", 1.0)
+    assert key not in store.waiting_queues(60)
+    assert key in store.waiting_queues(0)
+    store.dequeue(key, ["click"])
+
+
+def test_a_queue_survives_the_store_object_that_filled_it(redis_url: str, key: str) -> None:
+    """What a replica accepted before dying is there for the next one."""
+    RedisStore(redis_url).enqueue(key, "click", 1.0)
+    other = RedisStore(redis_url)
+    assert other.queued(key) == ["click"]
+    other.dequeue(key, ["click"])
