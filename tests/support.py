@@ -175,7 +175,11 @@ def command_body(text: str, response_url: str, *, user: str = ANA, channel: str 
     return urlencode(form)
 
 
-def view_submission_body(view: dict[str, Any], user: str) -> str:
+def view_submission_body(
+    view: dict[str, Any], user: str, *, view_id: str | None = None, view_hash: str | None = None
+) -> str:
+    """A modal submitted; pass the same `view_id`/`view_hash` for a resubmission of the same modal
+    (after a field error Slack keeps both and sends a new trigger_id)."""
     payload = {
         "type": "view_submission",
         "team": {"id": TEAM_ID, "domain": "test"},
@@ -184,8 +188,8 @@ def view_submission_body(view: dict[str, Any], user: str) -> str:
         "token": "deprecated-verification-token",
         "trigger_id": f"{uuid.uuid4().int % 10**12}.abc",
         "view": {
-            "id": f"V{uuid.uuid4().hex[:10].upper()}",
-            "hash": uuid.uuid4().hex[:12],
+            "id": view_id or f"V{uuid.uuid4().hex[:10].upper()}",
+            "hash": view_hash or uuid.uuid4().hex[:12],
             "type": "modal",
             **view,
         },
@@ -258,3 +262,20 @@ def signed_review_tags(state: ReviewState, current: dict[str, str] | None = None
     changes = tags.review_changes(current, state)
     signer = signature.Signer(signature.private_key(SIGNING_KEY))
     return {**changes, tags.SIGNATURE: signer.sign(state.run_id, {**current, **changes})}
+
+
+def start_workspace() -> Any:
+    """The Slack test server with the workspace every test tier uses: the review and dev channels, a
+    channel without the bot, four people (their timezones differ) and the reviewers' user group."""
+    from tests.slack_api_server import SlackTestServer
+
+    server = SlackTestServer(bot_token=BOT_TOKEN, app_token=APP_TOKEN, team_id=TEAM_ID).start()
+    server.add_channel(REVIEW_CHANNEL, "model-review")
+    server.add_channel(DEV_CHANNEL, "ml-dev")
+    server.add_channel(NOBOT_CHANNEL, "random", is_member=False)
+    server.add_user(ANA, "ana.lopez", "Ana Lopez", "ana.lopez@example.com", "Europe/Madrid")
+    server.add_user(BO, "bo", "Bo Chen", "bo.chen@example.com", "America/New_York")
+    server.add_user(CAROL, "carol", "Carol Diaz", "carol@example.com", "UTC")
+    server.add_user(DAN, "dan", "Dan Okafor", "dan.okafor@example.com", "Africa/Lagos")
+    server.add_usergroup(ML_REVIEWERS_GROUP, "ml-reviewers", [DAN])
+    return server

@@ -51,7 +51,8 @@ UNTRUSTED_RECORD_LINE = (
     "earlier votes were set aside. Votes from now on are recorded and signed."
 )
 DECISION_LINE = ":ballot_box_with_check: {line}"
-OLDER_CARD_NOTE = ":arrow_right: This run has a newer review card: {permalink}"
+MORE_LINES = "…and {count} more votes (the card shows where the review stands)"
+MAX_THREAD_LINES = 20
 
 QUEUE_PREFIX = "votes:"  # + channel:ts of the card
 SWEEP_INTERVAL_SECONDS = 5.0
@@ -59,6 +60,14 @@ STALE_AFTER_SECONDS = 20.0  # a queue waiting this long was left by a replica th
 GIVE_UP_AFTER = timedelta(minutes=25)  # a response_url lives 30 minutes: say "not recorded" in time
 PROCESS_LOCK_WAIT = 60.0  # the voter was acked already: waiting costs nothing but latency
 MAX_ROUNDS = 5  # clicks that arrive while a batch is written are taken in the same hold, up to this
+
+
+def _thread_text(lines: list[str]) -> str:
+    """One thread message for a batch of votes, short enough for Slack however many arrived at once."""
+    if len(lines) <= MAX_THREAD_LINES:
+        return "\n".join(lines)
+    more = len(lines) - (MAX_THREAD_LINES - 1)
+    return "\n".join([*lines[: MAX_THREAD_LINES - 1], MORE_LINES.format(count=more)])
 
 
 def _shown(state: ReviewState) -> ReviewState:
@@ -317,7 +326,7 @@ class VoteService:
         )
         what = f"the card for run {summary.run_id}"
         if lines:  # first, so a card that shows the decision always has its line in the thread
-            self.outbox.notice(channel, "\n".join(lines), what=f"{what}'s decision", thread_ts=ts)
+            self.outbox.notice(channel, _thread_text(lines), what=f"{what}'s decision", thread_ts=ts)
         self.outbox.update(channel, ts, card, what=what)
         review = summary.review
         if review and review.slack_ts and (review.slack_channel, review.slack_ts) != (channel, ts):

@@ -11,8 +11,8 @@ import sys
 import time
 from types import FrameType
 
-from tests.benchmarks import measure, nudge_scan, report
-from tests.benchmarks.stack import counted_bot, running_stack
+from tests.benchmarks import measure, nudge_scan, report, votes
+from tests.benchmarks.stack import counted_bot, running_stack, second_replica
 
 SMALL_RUNS = 10
 ACK_COMMANDS = 200
@@ -31,6 +31,9 @@ COMPARE_METRICS = 20
 COMPARE_STEPS = 10_000
 COMPARE_REPEATS = 3
 COMPARE_TIMEOUT = 120  # s per repeat, command to the overlaid histories
+VOTES = 300
+VOTE_CONCURRENCY = 20
+VOTE_TIMEOUT = 180  # s for every vote to be in MLflow
 
 
 def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -84,6 +87,15 @@ def main() -> int:
                 )
                 compared.append(timing)
 
+        progress(f"4. {VOTES} votes on one run, {VOTE_CONCURRENCY} at a time: one replica, then two…")
+        vote_bursts = [votes.measure_votes(stack, [stack.bot], VOTES, VOTE_CONCURRENCY, VOTE_TIMEOUT)]
+        with second_replica(stack) as other:
+            vote_bursts.append(
+                votes.measure_votes(stack, [stack.bot, other], VOTES, VOTE_CONCURRENCY, VOTE_TIMEOUT)
+            )
+        for b in vote_bursts:
+            progress(f"   {b.replicas} replica(s): {b.per_second} votes/s, card p99 {b.card_p99_s} s")
+
         memory = measure.serving_memory(stack.bot.proc.pid)
         problems = dict(measure.bot_log_problems(stack.bot))
 
@@ -92,7 +104,7 @@ def main() -> int:
 
     results = report.Results(
         info, setup, burst, shape, big_log_s, big, memory, problems, compare_shape, compare_log_s, compared,
-        nudges,
+        nudges, vote_bursts,
     )  # fmt: skip
     print()
     print(report.render(results))

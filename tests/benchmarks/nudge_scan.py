@@ -14,10 +14,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlparse
 
+from bot import signature
 from bot.mlflow import connect
+from bot.models import ReviewState, ReviewStatus
 from bot.nudges.rules import Scan
 from bot.nudges.service import NudgeService
 from bot.store import MemoryStore
+from tests import support
 from tests.benchmarks.stack import Stack
 from tests.slow_proxy import SlowProxy
 
@@ -47,8 +50,13 @@ def build_registry(stack: Stack, models: int, versions: int) -> tuple[float, int
 
     def one_model(m: int) -> bool:
         approved = m % 2 == 0
-        tags = {"review.status": "approved"} if approved else {}
-        run = client.create_run(experiment, run_name=f"bench-model-{m:03d}", tags=tags)
+        run = client.create_run(experiment, run_name=f"bench-model-{m:03d}")
+        if approved:  # a decision the bot signed, as it would write it
+            state = ReviewState(
+                run_id=run.info.run_id, status=ReviewStatus.APPROVED, decided_at=datetime.now(tz=UTC)
+            )
+            for key, value in support.signed_review_tags(state).items():
+                client.set_tag(run.info.run_id, key, value)
         name = f"bench-model-{m:03d}"
         client.create_registered_model(name)
         last = None
@@ -63,7 +71,7 @@ def build_registry(stack: Stack, models: int, versions: int) -> tuple[float, int
 
 
 def _scanner(tracking_uri: str) -> NudgeService:
-    mlflow = connect(tracking_uri, tracking_uri)
+    mlflow = connect(tracking_uri, tracking_uri, verifier=signature.verifier_for([support.PUBLIC_KEY]))
     return NudgeService(
         mlflow.registry,
         mlflow.runs,

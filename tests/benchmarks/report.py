@@ -12,6 +12,7 @@ from typing import Any
 
 from tests.benchmarks.measure import AckBurst, BigRunTiming, CompareTiming, ProcessMemory, median, percentile
 from tests.benchmarks.nudge_scan import NudgeScanResult
+from tests.benchmarks.votes import VoteBurst
 
 RESULTS_DIR = Path(__file__).parents[2] / "bench-results"
 ACK_LIMIT_S = 3.0  # Slack shows the user an error when the ack takes longer
@@ -31,6 +32,7 @@ class Results:
     compare_log_s: float = 0.0
     compared: list[CompareTiming] = field(default_factory=list)
     nudge_scan: NudgeScanResult | None = None
+    votes: list[VoteBurst] = field(default_factory=list)
 
 
 def machine() -> dict[str, Any]:
@@ -173,6 +175,8 @@ def render(results: Results) -> str:
     )
     sections.append(_table("4. Memory of `review-bot serve` (gunicorn master and workers)", mem_rows))
 
+    if results.votes:
+        sections.append(_votes_table(results.votes))
     if results.nudge_scan is not None:
         sections.append(_nudge_table(results.nudge_scan))
     sections.append(
@@ -182,6 +186,27 @@ def render(results: Results) -> str:
         )
     )
     return "\n\n".join(sections)
+
+
+def _votes_table(bursts: list[VoteBurst]) -> str:
+    rows = []
+    for b in bursts:
+        label = f"{b.replicas} replica{'s' if b.replicas > 1 else ''}"
+        rows += [
+            (
+                f"{label}: votes recorded per second",
+                f"{b.per_second} ({b.votes} voters, {b.concurrency} at a time)",
+            ),
+            (f"{label}: all votes in MLflow after", _s(b.recorded_s)),
+            (f"{label}: ack p99", _s(b.ack_p99_s)),
+            (f"{label}: click to card update p50 / p99", f"{_s(b.card_p50_s)} / {_s(b.card_p99_s)}"),
+            (f"{label}: votes lost", str(b.lost)),
+        ]
+    if len(bursts) == 2 and bursts[0].per_second:
+        rows.append(
+            ("two replicas / one (votes per second)", f"{bursts[1].per_second / bursts[0].per_second:.2f}")
+        )
+    return _table("Votes on one run", rows)
 
 
 def _nudge_table(scan: NudgeScanResult) -> str:
@@ -251,6 +276,7 @@ def write_json(results: Results) -> Path:
         },
         "bot_log": results.log_problems,
         "nudge_scan": asdict(results.nudge_scan) if results.nudge_scan else None,
+        "votes": [asdict(b) for b in results.votes],
     }
     RESULTS_DIR.mkdir(exist_ok=True)
     path = RESULTS_DIR / "latest.json"

@@ -49,13 +49,8 @@ def running_stack() -> Iterator[Stack]:
 
 @contextlib.contextmanager
 def _slack_server() -> Iterator[SlackTestServer]:
-    server = SlackTestServer(
-        bot_token=support.BOT_TOKEN, app_token=support.APP_TOKEN, team_id=support.TEAM_ID
-    )
-    server.start()
+    server = support.start_workspace()
     try:
-        server.add_channel(support.REVIEW_CHANNEL, "model-review")
-        server.add_channel(support.DEV_CHANNEL, "ml-dev")
         yield server
     finally:
         server.stop()
@@ -73,11 +68,24 @@ def _review_bot(
         "REDIS_URL": redis_url,
         "REVIEW_CHANNEL": support.REVIEW_CHANNEL,
         "REVIEW_KEY_METRICS": "val_auc,val_loss",
+        "REVIEW_SIGNING_KEY": support.SIGNING_KEY,
         "LOG_LEVEL": "INFO",
     }
     bot_dir = workdir / "bot"
     bot_dir.mkdir()
     bot = support.start_bot(env, bot_dir / "bot.log")
+    try:
+        yield bot
+    finally:
+        support.stop_process(bot.proc)
+
+
+@contextlib.contextmanager
+def second_replica(stack: Stack) -> Iterator[support.BotProcess]:
+    """Another `review-bot serve` with the same settings, sharing the stack's Redis and MLflow."""
+    bot_dir = stack.workdir / "second-replica"
+    bot_dir.mkdir()
+    bot = support.start_bot(stack.bot.env, bot_dir / "bot.log")
     try:
         yield bot
     finally:

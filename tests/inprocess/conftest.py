@@ -29,17 +29,7 @@ from tests.slack_api_server import SlackTestServer
 @pytest.fixture(scope="session")
 def slack_workspace() -> Iterator[SlackTestServer]:
     """This tier's own Slack test server, with the workspace tests/conftest.py gives the scenarios."""
-    server = SlackTestServer(
-        bot_token=support.BOT_TOKEN, app_token=support.APP_TOKEN, team_id=support.TEAM_ID
-    ).start()
-    server.add_channel(support.REVIEW_CHANNEL, "model-review")
-    server.add_channel(support.DEV_CHANNEL, "ml-dev")
-    server.add_channel(support.NOBOT_CHANNEL, "random", is_member=False)
-    server.add_user(support.ANA, "ana.lopez", "Ana Lopez", "ana.lopez@example.com", "Europe/Madrid")
-    server.add_user(support.BO, "bo", "Bo Chen", "bo.chen@example.com", "America/New_York")
-    server.add_user(support.CAROL, "carol", "Carol Diaz", "carol@example.com", "UTC")
-    server.add_user(support.DAN, "dan", "Dan Okafor", "dan.okafor@example.com", "Africa/Lagos")
-    server.add_usergroup(support.ML_REVIEWERS_GROUP, "ml-reviewers", [support.DAN])
+    server = support.start_workspace()
     yield server
     server.stop()
 

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
 
+from tests import support
 from tests.slack_api_server import SlackTestServer
 
 
@@ -73,10 +77,24 @@ def post_card(
 
     The review's tags are written before the requester hears "posted", so they are there too.
     """
-    from tests import support
-
     run_id = runs.make_run(name, user=user, **run_args)
     url = slack.new_response_url()
     bot.command(run_id, url, user=requester or support.ANA)
     eventually(lambda: [t for t in response_texts(slack, url) if "Review card posted" in t])
     return run_id, cards_for(slack, run_id)[-1]
+
+
+def run_gate(ref: str, tracking_uri: str, cwd: Path) -> subprocess.CompletedProcess:
+    """`review-bot gate` as a deploy pipeline runs it: the public key only, no other setting."""
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "gate", ref, "--tracking-uri", tracking_uri],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": str(Path(__file__).parents[2]),
+            "REVIEW_PUBLIC_KEYS": support.PUBLIC_KEY,
+        },
+    )

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,7 +12,7 @@ import pytest
 from bot import tags
 from bot.ids import ActionId
 from tests import support
-from tests.scenarios.helpers import blocks_text, cards_for, post_card, response_texts
+from tests.scenarios.helpers import blocks_text, cards_for, post_card, response_texts, run_gate
 
 APPROVE = ActionId.APPROVE.value
 CHANGES = ActionId.REQUEST_CHANGES.value
@@ -238,21 +236,6 @@ def test_a_new_review_of_an_approved_run_shows_its_state(bot, slack, runs, event
     assert tags["review.status"] == "approved" and tags["review.requested_by"] == support.ANA
 
 
-def gate(ref: str, tracking_uri: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "bot", "gate", ref, "--tracking-uri", tracking_uri],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=cwd,
-        env={
-            "PATH": "/usr/bin:/bin",
-            "PYTHONPATH": str(Path(__file__).parents[2]),
-            "REVIEW_PUBLIC_KEYS": support.PUBLIC_KEY,  # what a pipeline has: the public key only
-        },
-    )
-
-
 def test_gate_passes_approved_and_blocks_everything_else(
     bot, slack, runs, mlflow_server, tmp_path, eventually
 ) -> None:
@@ -263,17 +246,17 @@ def test_gate_passes_approved_and_blocks_everything_else(
     pending, _ = post_card(bot, slack, runs, eventually, name="gate-pending")
     never = runs.make_run("gate-never")
 
-    ok = gate("models:/gate-clf@champion", mlflow_server, tmp_path)
+    ok = run_gate("models:/gate-clf@champion", mlflow_server, tmp_path)
     assert ok.returncode == 0 and ok.stdout.startswith("approved:") and "Bo Chen" in ok.stdout
-    blocked = gate(pending, mlflow_server, tmp_path)
+    blocked = run_gate(pending, mlflow_server, tmp_path)
     assert blocked.returncode == 1 and "pending" in blocked.stdout and len(blocked.stdout.splitlines()) == 1
-    unreviewed = gate(f"runs:/{never}/model", mlflow_server, tmp_path)
+    unreviewed = run_gate(f"runs:/{never}/model", mlflow_server, tmp_path)
     assert unreviewed.returncode == 1 and "never put up for review" in unreviewed.stdout
 
 
 @pytest.mark.parametrize("ref", ["models:/no-such-model/1", "not-a-run"])
 def test_gate_errors_exit_2(mlflow_server, tmp_path, ref) -> None:
-    result = gate(ref, mlflow_server, tmp_path)
+    result = run_gate(ref, mlflow_server, tmp_path)
     assert (
         result.returncode == 2
         and result.stderr.startswith("review-bot gate: ")
@@ -283,5 +266,5 @@ def test_gate_errors_exit_2(mlflow_server, tmp_path, ref) -> None:
 
 def test_gate_with_mlflow_unreachable_exits_2(tmp_path) -> None:
     dead = f"http://127.0.0.1:{support.free_port()}"
-    result = gate(support.new_run_id(), dead, tmp_path)
+    result = run_gate(support.new_run_id(), dead, tmp_path)
     assert result.returncode == 2 and dead in result.stderr
