@@ -91,8 +91,15 @@ class ReviewPublisher:
                         summary.model_versions,
                     )
                 # else: a request again keeps what the decision covers; only votes widen it
+                first_request = {"requested_by": requested_by, "requested_at": datetime.now(tz=UTC)}
                 state = state.model_copy(
-                    update={"slack_channel": channel, "slack_ts": ts, "slack_permalink": permalink}
+                    update={
+                        "slack_channel": channel,
+                        "slack_ts": ts,
+                        "slack_permalink": permalink,
+                        # a vote that reached the card before this write left the request blank
+                        **({} if state.requested_by else first_request),
+                    }
                 )
                 extra = tags.baseline_tags(summary.baseline) if summary.baseline else None
                 held.check()

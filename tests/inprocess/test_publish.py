@@ -11,7 +11,7 @@ import pytest
 
 from bot import tags
 from bot.ids import BlockId, MetadataEvent
-from bot.models import Baseline, BaselineReason, ReviewState, ReviewStatus, Via, Vote
+from bot.models import Baseline, BaselineReason, ReviewState, ReviewStatus, Via, Vote, VoteKind
 from bot.reviews.card import HEADER_PREFIX, build_status_line
 from bot.reviews.replies import POSTED, REQUEST_NOT_RECORDED, THREAD_PART_FAILED
 from bot.reviews.thread import NO_HISTORY
@@ -268,3 +268,24 @@ def test_a_failure_nobody_planned_is_logged_with_the_id_the_requester_is_told(
     error_id = unexpected_error_id(reply)
     assert error_id and any(error_id in r.getMessage() and r.exc_info for r in caplog.records)
     assert slack.calls_to("chat.postMessage") == [] and fake_mlflow.writes == []
+
+
+def test_a_vote_that_reaches_the_card_before_its_request_is_recorded_is_kept(
+    services: Services, fake_mlflow: FakeMlflow, slack: SlackTestServer, told: Told, monkeypatch
+) -> None:
+    """The card is posted before its review tags are written: a quick reviewer's vote lands in between."""
+    run_id = fake_mlflow.add_run(user="someone-else")
+    real_record = services.publisher._record_request
+
+    def vote_first(summary, requested_by, channel, ts, permalink, notify) -> None:  # noqa: ANN001
+        services.votes.vote(channel, ts, support.BO, VoteKind.APPROVE, Via.BUTTON, Told())
+        real_record(summary, requested_by, channel, ts, permalink, notify)
+
+    monkeypatch.setattr(services.publisher, "_record_request", vote_first)
+    ts = publish(services, run_id, told)
+
+    review = fake_mlflow.review(run_id)
+    assert review is not None and not review.untrusted
+    assert [v.user for v in review.approvals] == [support.BO] and review.status is ReviewStatus.APPROVED
+    assert (review.slack_ts, review.requested_by) == (ts, support.ANA)
+    assert REQUEST_NOT_RECORDED not in told

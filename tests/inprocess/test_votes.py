@@ -367,3 +367,17 @@ def test_a_failure_nobody_planned_is_logged_with_the_id_the_voter_is_told(
     error_id = unexpected_error_id(reply)
     assert error_id and any(error_id in r.getMessage() and r.exc_info for r in caplog.records)
     assert fake_mlflow.writes == [] and updates_of(slack, review.card) == []
+
+
+def test_a_vote_on_an_older_card_moves_the_runs_newest_card_too(
+    put_up: Callable[..., UnderReview], fake_mlflow: FakeMlflow, slack: SlackTestServer
+) -> None:
+    review = put_up()
+    newer = post_card(review.services, slack, review.run_id, requested_by=support.DAN)
+    assert fake_mlflow.review(review.run_id).slack_ts == newer["ts"]
+
+    assert vote(review, support.BO) == []  # on the older card
+
+    assert fake_mlflow.review(review.run_id).status is ReviewStatus.APPROVED
+    assert [u["blocks"] for u in updates_of(slack, review.card)] == [card_now(fake_mlflow, review)]
+    assert [u["blocks"] for u in updates_of(slack, newer)] == [card_now(fake_mlflow, review)]
