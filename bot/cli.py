@@ -256,6 +256,8 @@ def cmd_nudge(args: argparse.Namespace, wiring: Wiring) -> None:
     settings = load_settings(**({"mlflow_tracking_uri": args.tracking_uri} if args.tracking_uri else {}))
     if not args.once:
         _die("nudge: pass --once (the bot itself runs the digest on NUDGE_CRON)")
+    if not settings.verifier().has_keys:  # without a key every approval reads as unsigned: all nudged
+        _die("nudge: set REVIEW_PUBLIC_KEYS (or REVIEW_SIGNING_KEY) so signed approvals count as approved")
     posting = not args.dry_run
     if posting and (settings.slack_bot_token is None or not settings.review_channel):
         _die("nudge: SLACK_BOT_TOKEN and REVIEW_CHANNEL are needed to post; add --dry-run to only print")

@@ -54,7 +54,7 @@ def model_name(prefix: str) -> str:
 def cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(REVIEW_BOT), *args],
-        env={**os.environ, **env},
+        env={**os.environ, "REVIEW_PUBLIC_KEYS": support.PUBLIC_KEY, **env},
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -318,6 +318,13 @@ def test_nudge_once_needs_a_channel_to_post(mlflow_server) -> None:
     result = cli("nudge", "--once", env={"MLFLOW_TRACKING_URI": mlflow_server, "REVIEW_CHANNEL": ""})
     assert result.returncode == 2
     assert "SLACK_BOT_TOKEN and REVIEW_CHANNEL are needed to post; add --dry-run" in result.stderr
+
+
+def test_nudge_once_without_a_key_refuses_to_call_every_approval_unsigned(mlflow_server) -> None:
+    result = cli(
+        "nudge", "--once", "--dry-run", env={"MLFLOW_TRACKING_URI": mlflow_server, "REVIEW_PUBLIC_KEYS": ""}
+    )
+    assert result.returncode == 2 and "REVIEW_PUBLIC_KEYS" in result.stderr
 
 
 MONDAY_10 = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
