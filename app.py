@@ -208,6 +208,11 @@ WIRING = cli.Wiring(
 )
 
 
+def create_asgi() -> object:
+    """The serving process's app (`review-bot serve` runs it under uvicorn, once per worker)."""
+    return cli.create_asgi(WIRING)
+
+
 def main(argv: list[str] | None = None) -> None:
     cli.main(argv, WIRING)
 

@@ -44,6 +44,7 @@ class Wiring:
     create_mlflow: Callable[[Settings], MlflowAccess]
     create_preparer: Callable[[Settings, MlflowAccess], ReviewPreparer]
     create_webhook_app: Callable[[Services], Callable[..., Any]]
+    asgi_factory: str = "app:create_asgi"  # "module:function" each serving process calls (uvicorn)
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -62,21 +63,27 @@ def _die(message: str) -> None:
 
 
 def _secrets(settings: Settings) -> list[str]:
-    return [
-        s.get_secret_value()
-        for s in (
-            settings.slack_bot_token,
-            settings.slack_signing_secret,
-            settings.slack_app_token,
-            settings.mlflow_webhook_secret,
-            settings.review_signing_key,
-        )
-        if s is not None
-    ]
+    from bot.logs import url_secrets
+
+    return (
+        [
+            s.get_secret_value()
+            for s in (
+                settings.slack_bot_token,
+                settings.slack_signing_secret,
+                settings.slack_app_token,
+                settings.mlflow_webhook_secret,
+                settings.review_signing_key,
+            )
+            if s is not None
+        ]
+        + url_secrets(settings.mlflow_tracking_uri)
+        + url_secrets(settings.redis_url)
+    )
 
 
-def _start(wiring: Wiring, *, socket_mode: bool) -> tuple[Settings, Services, App]:
-    """Settings (exit 2 naming what is missing for this mode), logging, the services and the app."""
+def _checked_settings(*, socket_mode: bool) -> Settings:
+    """Settings, with logging configured; exit 2 naming what is missing for this mode."""
     from bot.logs import configure_logging
 
     settings = load_settings()
@@ -87,6 +94,12 @@ def _start(wiring: Wiring, *, socket_mode: bool) -> tuple[Settings, Services, Ap
     except MissingSettingError as exc:
         _die(str(exc))
     configure_logging(settings.log_level, _secrets(settings))
+    return settings
+
+
+def _start(wiring: Wiring, *, socket_mode: bool) -> tuple[Settings, Services, App]:
+    """Settings (exit 2 naming what is missing for this mode), logging, the services and the app."""
+    settings = _checked_settings(socket_mode=socket_mode)
     services = wiring.build_services(settings)
     app = wiring.create_app(settings, services, socket_mode=socket_mode)
     _warn_about_nudges(settings)
@@ -95,18 +108,28 @@ def _start(wiring: Wiring, *, socket_mode: bool) -> tuple[Settings, Services, Ap
 
 def cmd_serve(args: argparse.Namespace, wiring: Wiring) -> None:
     from bot.server import serve
+
+    settings = _checked_settings(socket_mode=False)
+    log.info("serving on port %s (POST /slack/events, POST /mlflow/webhook, GET /healthz)", settings.port)
+    # Each worker process builds its own services and app from the settings (wiring.asgi_factory).
+    serve(wiring.asgi_factory, settings.port, settings.web_concurrency, settings.log_level)
+
+
+def create_asgi(wiring: Wiring) -> Any:
+    """What each serving process runs: settings, logging, services and the app, behind bot.server's
+    front (bodies bounded, background work started and stopped with the process)."""
+    from bot.server import Front
     from bot.web import create_wsgi_app
 
     settings, services, app = _start(wiring, socket_mode=False)
-    log.info("serving on port %s (POST /slack/events, POST /mlflow/webhook, GET /healthz)", settings.port)
-    serve(
-        create_wsgi_app(app, services.health, wiring.create_webhook_app(services)),
-        settings.port,
-        settings.web_concurrency,
-        settings.worker_threads,
-        settings.log_level,
-        on_worker_start=services.start,  # the scheduler's and the sweeper's threads live in the worker
+    assert settings.slack_signing_secret is not None  # required for serve (checked above)
+    wsgi = create_wsgi_app(
+        app,
+        services.health,
+        wiring.create_webhook_app(services),
+        settings.slack_signing_secret.get_secret_value(),
     )
+    return Front(wsgi, settings.worker_threads, on_start=services.start, on_stop=services.stop)
 
 
 def _warn_about_nudges(settings: Settings) -> None:

@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot import signature
 from bot.compare.rules import parse_metric_directions, parse_metric_goal
+from bot.logs import strip_credentials
 from bot.models import Direction, MetricGoal
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
@@ -201,9 +202,10 @@ class Settings(BaseSettings):
     def ui_url(self) -> str:
         """Base URL of the MLflow UI for links; "" when none is known (a local sqlite store)."""
         if self.mlflow_ui_url:
-            return self.mlflow_ui_url.rstrip("/")
+            return strip_credentials(self.mlflow_ui_url).rstrip("/")
         if self.mlflow_tracking_uri.startswith(("http://", "https://")):
-            return self.mlflow_tracking_uri.rstrip("/")
+            # The tracking URI may carry a password for the bot's MLflow account: links never do.
+            return strip_credentials(self.mlflow_tracking_uri).rstrip("/")
         return ""
 
     def require_slack_http(self) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import uuid
 
+from bot.logs import strip_credentials
+
 
 class ReviewBotError(Exception):
     """A failure with a message fit for the person who asked."""
@@ -27,11 +29,12 @@ class NotFound(ReviewBotError):
 
 class MlflowUnavailable(ReviewBotError):
     def __init__(self, tracking_uri: str, detail: str) -> None:
+        tracking_uri, detail = strip_credentials(tracking_uri), strip_credentials(detail)
         super().__init__(
             f":warning: MLflow at `{tracking_uri}` did not answer ({detail}). "
             "Nothing was posted. Try again in a minute; if it keeps failing, ask whoever runs MLflow."
         )
-        self.tracking_uri = tracking_uri
+        self.tracking_uri = tracking_uri  # as shown to people: without credentials
 
 
 class SlackRefused(ReviewBotError):

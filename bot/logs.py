@@ -7,7 +7,24 @@ import re
 import sys
 
 _TOKEN_RE = re.compile(r"xox[abposer]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+")
+# user:password@ (or token@) in any URL: http://user:pw@host, https://token@host, redis://:pw@host
+_URL_CREDENTIALS_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/\s`'\"<>|?#]*@")
 REDACTED = "[redacted]"
+
+
+def strip_credentials(text: str) -> str:
+    """`text` with the user and password taken out of every URL in it (what the bot shows or logs of a
+    URL such as MLFLOW_TRACKING_URI=http://user:password@host); the host stays, so it still says where."""
+    return _URL_CREDENTIALS_RE.sub(r"\g<scheme>", text)
+
+
+def url_secrets(url: str | None) -> list[str]:
+    """The password (or token) in a URL's user part, for the log filter, even outside a URL."""
+    match = re.match(r"[A-Za-z][A-Za-z0-9+.-]*://([^/\s?#]*)@", url or "")
+    if not match:
+        return []
+    user, _, password = match.group(1).partition(":")
+    return [password or user]
 
 
 class RedactSecrets(logging.Filter):
@@ -16,7 +33,7 @@ class RedactSecrets(logging.Filter):
         self._secrets = [s for s in secrets if s and len(s) >= 6]
 
     def redact(self, text: str) -> str:
-        text = _TOKEN_RE.sub(REDACTED, text)
+        text = strip_credentials(_TOKEN_RE.sub(REDACTED, text))
         for secret in self._secrets:
             text = text.replace(secret, REDACTED)
         return text

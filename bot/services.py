@@ -36,6 +36,12 @@ class Services:
         self.scheduler.start()
         self.votes.start_sweeper()
 
+    def stop(self) -> None:
+        """On shutdown: give up the scheduler's leadership at once (another replica takes over without
+        waiting for the lock to expire) and stop sweeping."""
+        self.votes.stop_sweeper()
+        self.scheduler.stop()
+
     def __deepcopy__(self, memo: dict) -> Services:
         # Bolt deep-copies a request's context for its lazy listeners; the services are shared,
         # thread-safe singletons (clients, pools, the scheduler), so every copy is this one object.

@@ -11,7 +11,7 @@ import sys
 import time
 from types import FrameType
 
-from tests.benchmarks import measure, nudge_scan, report, votes
+from tests.benchmarks import idle_clients, measure, nudge_scan, report, votes
 from tests.benchmarks.stack import counted_bot, running_stack, second_replica
 
 SMALL_RUNS = 10
@@ -96,6 +96,14 @@ def main() -> int:
         for b in vote_bursts:
             progress(f"   {b.replicas} replica(s): {b.per_second} votes/s, card p99 {b.card_p99_s} s")
 
+        progress(
+            f"   {idle_clients.IDLE_CONNECTIONS} half-open connections: /healthz and ack, without and with…"
+        )
+        idle = idle_clients.measure_idle_clients(stack, small_runs[0])
+        progress(
+            f"   /healthz p99 x{idle.health_ratio:.2f}, ack p99 x{idle.ack_ratio:.2f} with them held open"
+        )
+
         memory = measure.serving_memory(stack.bot.proc.pid)
         problems = dict(measure.bot_log_problems(stack.bot))
 
@@ -104,7 +112,7 @@ def main() -> int:
 
     results = report.Results(
         info, setup, burst, shape, big_log_s, big, memory, problems, compare_shape, compare_log_s, compared,
-        nudges, vote_bursts,
+        nudges, vote_bursts, idle,
     )  # fmt: skip
     print()
     print(report.render(results))

@@ -349,7 +349,7 @@ class ProcessMemory:
 
 
 def serving_memory(master_pid: int) -> list[ProcessMemory]:
-    """VmHWM of the gunicorn master (`review-bot serve` itself) and of each worker it forked."""
+    """VmHWM of `review-bot serve` itself and of each worker process it started (WEB_CONCURRENCY > 1)."""
     found = [_memory(master_pid, "master")]
     found += [_memory(pid, "worker") for pid in child_pids(master_pid)]
     return found

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tests.benchmarks.idle_clients import IdleClients
 from tests.benchmarks.measure import AckBurst, BigRunTiming, CompareTiming, ProcessMemory, median, percentile
 from tests.benchmarks.nudge_scan import NudgeScanResult
 from tests.benchmarks.votes import VoteBurst
@@ -33,6 +34,7 @@ class Results:
     compared: list[CompareTiming] = field(default_factory=list)
     nudge_scan: NudgeScanResult | None = None
     votes: list[VoteBurst] = field(default_factory=list)
+    idle: IdleClients | None = None
 
 
 def machine() -> dict[str, Any]:
@@ -169,14 +171,16 @@ def render(results: Results) -> str:
         (f"{m.role} pid {m.pid}", f"peak (VmHWM) {_mib(m.peak_rss_kib)}  now (VmRSS) {_mib(m.rss_kib)}")
         for m in memory
     ]
+    # With WEB_CONCURRENCY=1 `review-bot serve` serves in its own process; with more, its workers do.
     workers = [m.peak_rss_kib for m in memory if m.role == "worker" and m.peak_rss_kib]
-    mem_rows.append(
-        ("peak RSS of the serving process", _mib(max(workers)) if workers else "— (no worker found)")
-    )
-    sections.append(_table("4. Memory of `review-bot serve` (gunicorn master and workers)", mem_rows))
+    serving = workers or [m.peak_rss_kib for m in memory if m.peak_rss_kib]
+    mem_rows.append(("peak RSS of the serving process", _mib(max(serving)) if serving else "— (not found)"))
+    sections.append(_table("4. Memory of `review-bot serve` (and its workers, if any)", mem_rows))
 
     if results.votes:
         sections.append(_votes_table(results.votes))
+    if results.idle is not None:
+        sections.append(_idle_table(results.idle))
     if results.nudge_scan is not None:
         sections.append(_nudge_table(results.nudge_scan))
     sections.append(
@@ -186,6 +190,18 @@ def render(results: Results) -> str:
         )
     )
     return "\n\n".join(sections)
+
+
+def _idle_table(idle: IdleClients) -> str:
+    return _table(
+        f"Idle clients: {idle.connections} half-open connections held ({idle.samples} samples each)",
+        [
+            ("/healthz p99 without / with", f"{_s(idle.health_p99_idle_s)} / {_s(idle.health_p99_held_s)}"),
+            ("/healthz ratio", f"{idle.health_ratio:.2f}"),
+            ("/review ack p99 without / with", f"{_s(idle.ack_p99_idle_s)} / {_s(idle.ack_p99_held_s)}"),
+            ("/review ack ratio", f"{idle.ack_ratio:.2f}"),
+        ],
+    )
 
 
 def _votes_table(bursts: list[VoteBurst]) -> str:
@@ -277,6 +293,7 @@ def write_json(results: Results) -> Path:
         "bot_log": results.log_problems,
         "nudge_scan": asdict(results.nudge_scan) if results.nudge_scan else None,
         "votes": [asdict(b) for b in results.votes],
+        "idle_clients": asdict(results.idle) if results.idle else None,
     }
     RESULTS_DIR.mkdir(exist_ok=True)
     path = RESULTS_DIR / "latest.json"

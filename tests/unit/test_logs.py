@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.logs import REDACTED, RedactSecrets
+from bot.logs import REDACTED, RedactSecrets, strip_credentials, url_secrets
 
 BOT_TOKEN = "xoxb-1234567890-0987654321-AbCdEfGhIjKlMnOp"
 APP_TOKEN = "xapp-1-A012345-1234567890-abcdef0123456789"
@@ -90,3 +90,28 @@ def test_a_malformed_logging_call_does_not_raise(logged: tuple[logging.Logger, i
     logger, stream = logged
     logger.warning("token %s and %s", BOT_TOKEN)
     assert stream.getvalue() == f"WARNING {logger.name}: token %s and %s ('{REDACTED}',)\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("http://user:password@mlflow:5000", "http://mlflow:5000"),
+        (
+            "MLflow at `https://bot:p@ss@mlflow.example.com/` did",
+            "MLflow at `https://mlflow.example.com/` did",
+        ),
+        ("<https://token@host/x|link>", "<https://host/x|link>"),
+        ("redis://:pw@redis:6379/0", "redis://redis:6379/0"),
+        ("http://host/path?email=a@b.c", "http://host/path?email=a@b.c"),
+        ("write to ana@example.com", "write to ana@example.com"),
+    ],
+)
+def test_strip_credentials_takes_the_user_part_out_of_every_url(text: str, expected: str) -> None:
+    assert strip_credentials(text) == expected
+
+
+def test_url_secrets_are_redacted_even_outside_a_url() -> None:
+    [secret] = url_secrets("http://bot:hunter2-long@mlflow:5000")
+    assert RedactSecrets([secret]).redact("password hunter2-long, and http://bot:hunter2-long@mlflow") == (
+        f"password {REDACTED}, and http://mlflow"
+    )
