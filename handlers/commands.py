@@ -3,6 +3,7 @@ work runs lazily. One table maps each kind of command to its ack text and its wo
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,12 +21,15 @@ from bot.commands import (
     ScheduleCommand,
     parse_command,
 )
-from bot.errors import BadReference, ReviewBotError
+from bot.errors import BadReference, ReviewBotError, log_unexpected
 from bot.ids import COMMAND
 from bot.reviews.replies import ACK_AGENDA, ACK_COMPARING, ACK_LEADERBOARD, ACK_SCHEDULING, build_ack_text
 from bot.services import Services
+from bot.slack.advice import UNEXPECTED
 from bot.slack.outbox import Notify
 from handlers.context import PARSED_COMMAND, ephemeral, services_of
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,8 @@ def run_review_command(command: dict[str, Any], context: BoltContext, respond: R
         work(parsed, asked)
     except ReviewBotError as exc:
         notify(exc.user_message())
+    except Exception:  # never silence after "Scheduling…": the person gets the id the log has
+        notify(UNEXPECTED.format(error_id=log_unexpected(log, f"/review {command.get('text', '')[:100]!r}")))
 
 
 def register(app: App) -> None:

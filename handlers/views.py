@@ -11,7 +11,7 @@ from slack_sdk import WebClient
 from bot.errors import ReviewBotError
 from bot.ids import CallbackId
 from bot.meetings.blocks import build_field_errors, parse_schedule_submission
-from bot.meetings.rules import BadWhen, ensure_future
+from bot.meetings.rules import BadWhen, ensure_future, moment_from_picker
 from handlers.context import services_of
 
 PICK_A_TIME = ":warning: Pick a date and a time."
@@ -24,7 +24,7 @@ def check_schedule(ack: Ack, body: dict[str, Any], view: dict[str, Any], context
         if when is None:
             raise BadWhen(PICK_A_TIME)
         tz = services_of(context).meetings.user_timezone(user)
-        ensure_future(datetime.fromtimestamp(when, tz=UTC), tz, datetime.now(tz=UTC))
+        ensure_future(moment_from_picker(when), tz, datetime.now(tz=UTC))
     except BadWhen as exc:
         ack(**build_field_errors(exc.user_message()))
         return
@@ -39,7 +39,7 @@ def schedule(body: dict[str, Any], view: dict[str, Any], context: BoltContext, c
     try:
         services_of(context).meetings.schedule(
             run_id,
-            datetime.fromtimestamp(when, tz=UTC),
+            moment_from_picker(when),
             duration_min=duration,
             invitees=invitees,
             agenda=agenda,

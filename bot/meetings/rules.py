@@ -23,6 +23,8 @@ WHEN_EXAMPLES = "`2026-12-01 15:00`, `tomorrow 3pm`, `next tuesday 10:30` or `in
 BAD_WHEN = ":warning: I could not read `{text}` as a time. Try " + WHEN_EXAMPLES + " (times are in {tz})."
 PAST_WHEN = ":warning: `{text}` is {when}, which is in the past. Pick a time after now."
 PAST_PICKED = ":warning: {when} is in the past. Pick a time after now."
+TOO_FAR = ":warning: `{text}` is more than a year from now. Pick a time within the next {days} days."
+MAX_AHEAD = timedelta(days=366)  # a review meeting further out is a typo, and far enough breaks calendars
 UNKNOWN_TIMEZONE = ":warning: Your Slack timezone `{tz}` is not one I know; times would be read wrongly."
 # How a parsed time is shown back to the person, in their own timezone.
 LOCAL_TIME_FORMAT = "%a %d %b %Y %H:%M %Z"
@@ -74,7 +76,18 @@ def ensure_future(at: datetime, tz: str, now: datetime, *, text: str = "") -> da
     if at <= now:
         when = at.astimezone(_zone(tz)).strftime(LOCAL_TIME_FORMAT)
         raise BadWhen(PAST_WHEN.format(text=text, when=when) if text else PAST_PICKED.format(when=when))
+    if at > now + MAX_AHEAD:
+        shown = text or at.astimezone(_zone(tz)).strftime(LOCAL_TIME_FORMAT)
+        raise BadWhen(TOO_FAR.format(text=shown, days=MAX_AHEAD.days))
     return at
+
+
+def moment_from_picker(timestamp: int) -> datetime:
+    """A datetimepicker's value (seconds since the epoch) as a moment; BadWhen when it is not one."""
+    try:
+        return datetime.fromtimestamp(timestamp, tz=UTC)
+    except (OverflowError, OSError, ValueError) as error:
+        raise BadWhen(TOO_FAR.format(text=timestamp, days=MAX_AHEAD.days)) from error
 
 
 def _zone(tz: str) -> ZoneInfo:
@@ -89,6 +102,8 @@ def _relative_span(text: str, now: datetime) -> datetime | None:
     if not match or not any(match.groups()):
         return None
     hours, minutes = (int(g) if g else 0 for g in match.groups())
+    if hours * 60 + minutes > MAX_AHEAD.total_seconds() // 60:  # "in 90000000 hours" would overflow
+        return now.astimezone(UTC) + MAX_AHEAD + timedelta(days=1)
     return now.astimezone(UTC) + timedelta(hours=hours, minutes=minutes)
 
 

@@ -183,3 +183,13 @@ def test_agenda_lists_pending_reviews_and_schedules_them_together(bots, slack, r
     bot.command("agenda tomorrow 10am", url, user=support.BO)
     assert "one meeting" in eventually(lambda: response_texts(slack, url)[0])
     assert runs.tags(first)["review.meeting_at"] == runs.tags(second)["review.meeting_at"] != ""
+
+
+@pytest.mark.parametrize("when", ["in 90000000 hours", "9999-12-31 23:59"])
+def test_a_time_out_of_range_is_answered_not_dropped(bot, slack, runs, eventually, when) -> None:
+    run_id, _ = post_card(bot, slack, runs, eventually, name="far-meeting")
+    url = slack.new_response_url()
+    bot.command(f"schedule {run_id} {when}", url)
+    text = eventually(lambda: [t for t in response_texts(slack, url) if "more than a year" in t])[0]
+    assert "366 days" in text
+    assert runs.tags(run_id).get("review.meeting_at", "") == ""

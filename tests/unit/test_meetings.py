@@ -16,6 +16,7 @@ from bot.meetings.rules import (
     BadWhen,
     build_ics,
     ensure_future,
+    moment_from_picker,
     parse_when,
 )
 from bot.models import Meeting
@@ -238,3 +239,34 @@ def test_build_ics_from_another_offset_is_written_in_utc() -> None:
     data = build_ics(MEETING.model_copy(update={"at": at}), "t", "d")
     assert b"DTSTART:20261201T140000Z" in data
     assert icalendar.Calendar.from_ical(data).walk("VEVENT")[0].decoded("DTSTART") == utc(2026, 12, 1, 14, 0)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "in 90000000 hours",
+        "in 9000 hours",
+        "9999-12-31 23:59",
+        "2031-01-01 10:00",
+        "in 99999999999999999999 minutes",
+    ],
+)
+def test_a_time_more_than_a_year_ahead_is_refused_with_the_limit(text: str) -> None:
+    with pytest.raises(BadWhen) as caught:
+        parse_when(text, MADRID, NOW)
+    assert (
+        "more than a year from now" in caught.value.user_message()
+        and "366 days" in caught.value.user_message()
+    )
+
+
+def test_a_time_within_the_year_is_kept() -> None:
+    assert parse_when("in 8000 hours", MADRID, NOW) == NOW.replace(second=0, microsecond=0) + timedelta(
+        hours=8000
+    )
+
+
+@pytest.mark.parametrize("value", [10**18, -(10**18), 2**63])
+def test_a_picked_time_that_is_no_moment_is_refused(value: int) -> None:
+    with pytest.raises(BadWhen):
+        moment_from_picker(value)
