@@ -136,6 +136,10 @@ class Meeting(_Frozen):
     scheduled_by: str = ""
     channel: str = ""  # the card's
     ts: str = ""
+    # The calendar event's identity (RFC 5545): one UID for the meeting however often it moves, and a
+    # SEQUENCE that grows with every change, so calendars update the event instead of adding another.
+    uid: str = ""
+    sequence: int = 0
 
 
 # --- comparisons -----------------------------------------------------------------------------------

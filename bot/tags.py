@@ -68,7 +68,17 @@ MEETING_INVITEES = "review.meeting_invitees"  # Slack user ids, comma-separated
 MEETING_DURATION = "review.meeting_duration_min"  # whole minutes
 MEETING_AGENDA = "review.meeting_agenda"  # free text, at most AGENDA_MAX_CHARS
 MEETING_BY = "review.meeting_scheduled_by"  # Slack user id
-MEETING = (MEETING_AT, MEETING_INVITEES, MEETING_DURATION, MEETING_AGENDA, MEETING_BY)
+MEETING_UID = "review.meeting_uid"  # the calendar event's UID, kept while the meeting moves
+MEETING_SEQUENCE = "review.meeting_sequence"  # its SEQUENCE: 0, then one more per move (and the cancel)
+MEETING = (
+    MEETING_AT,
+    MEETING_INVITEES,
+    MEETING_DURATION,
+    MEETING_AGENDA,
+    MEETING_BY,
+    MEETING_UID,
+    MEETING_SEQUENCE,
+)
 # Which meeting (its MEETING_AT value) the reminder and the start were already sent for.
 MEETING_REMINDED = "review.meeting_reminded"
 MEETING_STARTED = "review.meeting_started"
@@ -298,6 +308,8 @@ def meeting_tags(meeting: Meeting) -> dict[str, str]:
         MEETING_DURATION: str(meeting.duration_min),
         MEETING_AGENDA: meeting.agenda[:AGENDA_MAX_CHARS],
         MEETING_BY: meeting.scheduled_by,
+        MEETING_UID: meeting.uid,
+        MEETING_SEQUENCE: str(meeting.sequence),
     }
 
 
@@ -327,4 +339,13 @@ def meeting_from_tags(run_id: str, tags: Mapping[str, str]) -> Meeting | None:
         scheduled_by=tags.get(MEETING_BY, ""),
         channel=tags.get(SLACK_CHANNEL, ""),
         ts=tags.get(SLACK_TS, ""),
+        uid=tags.get(MEETING_UID, ""),
+        sequence=_whole(tags.get(MEETING_SEQUENCE)),
     )
+
+
+def _whole(text: str | None) -> int:
+    try:
+        return max(int(text or 0), 0)
+    except ValueError:
+        return 0

@@ -7,7 +7,9 @@ only place the review.meeting_* tag format lives, as `bot.votes.rules` is for th
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dateparser
@@ -30,6 +32,7 @@ UNKNOWN_TIMEZONE = ":warning: Your Slack timezone `{tz}` is not one I know; time
 LOCAL_TIME_FORMAT = "%a %d %b %Y %H:%M %Z"
 QUOTED_TEXT_CHARS = 100
 ICS_PRODID = "-//review-bot//EN"
+ICS_ORGANIZER = "mailto:review-bot@invalid"  # iTIP wants an organizer; the bot has no mailbox
 
 # Spans of minutes and hours are absolute: dateparser adds them to the naive local time, which is an hour
 # off when a DST change falls in between, so they are counted from `now` here instead.
@@ -110,23 +113,48 @@ def _relative_span(text: str, now: datetime) -> datetime | None:
 # --- Calendar file ----------------------------------------------------------------------------------------
 
 
+def new_ics_uid(run_id: str) -> str:
+    """A UID for a new meeting (RFC 5545: globally unique, kept for the meeting's whole life)."""
+    return f"review-{run_id}-{uuid.uuid4().hex}@review-bot"
+
+
 def ics_uid(meeting: Meeting) -> str:
-    return f"review-{meeting.run_id}-{int(meeting.at.timestamp())}@review-bot"
+    # A meeting recorded before UIDs were kept gets the one it was first sent with.
+    return meeting.uid or f"review-{meeting.run_id}-{int(meeting.at.timestamp())}@review-bot"
 
 
-def build_ics(meeting: Meeting, title: str, description: str, *, stamp: datetime | None = None) -> bytes:
-    """An .ics file with the meeting as one event. `stamp` is when it was made (DTSTAMP); no clock here,
-    so without it the meeting's own start stands in."""
+class IcsMethod(StrEnum):
+    REQUEST = "REQUEST"  # a new meeting, or a move (same UID, higher SEQUENCE)
+    CANCEL = "CANCEL"
+
+
+def build_ics(
+    meeting: Meeting,
+    title: str,
+    description: str,
+    *,
+    stamp: datetime | None = None,
+    method: IcsMethod = IcsMethod.REQUEST,
+) -> bytes:
+    """An .ics file with the meeting as one event (RFC 5545/5546 iTIP): METHOD:REQUEST for a new or moved
+    meeting, METHOD:CANCEL (STATUS:CANCELLED) for a cancelled one, same UID, the meeting's SEQUENCE.
+    `stamp` is when it was made (DTSTAMP); no clock here, so without it the meeting's own start stands in."""
     calendar = icalendar.Calendar()
     calendar.add("prodid", ICS_PRODID)
     calendar.add("version", "2.0")
-    calendar.add("method", "PUBLISH")
+    calendar.add("method", method.value)
     event = icalendar.Event()
     event.add("uid", ics_uid(meeting))
+    event.add("sequence", meeting.sequence)
     event.add("dtstamp", (stamp or meeting.at).astimezone(UTC))
     event.add("dtstart", meeting.at.astimezone(UTC))
     event.add("duration", timedelta(minutes=meeting.duration_min))
     event.add("summary", title)
     event.add("description", description)
+    organizer = icalendar.vCalAddress(ICS_ORGANIZER)
+    organizer.params["cn"] = icalendar.vText("review-bot")
+    event.add("organizer", organizer)
+    if method is IcsMethod.CANCEL:
+        event.add("status", "CANCELLED")
     calendar.add_component(event)
     return calendar.to_ical()

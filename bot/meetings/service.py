@@ -24,13 +24,14 @@ from bot.meetings.blocks import (
     build_reminder,
     meeting_time,
 )
-from bot.meetings.rules import BadWhen, build_ics, parse_when
+from bot.meetings.rules import BadWhen, IcsMethod, build_ics, ics_uid, new_ics_uid, parse_when
 from bot.mlflow.records import ReviewRecords
 from bot.mlflow.runs import Runs
 from bot.models import Meeting, ReviewStatus, RunRef, RunSummary
 from bot.reviews.card import build_review_card
 from bot.scheduler import LeaderScheduler
 from bot.slack.message import SlackMessage
+from bot.slack.mrkdwn import escape
 from bot.slack.outbox import Outbox, UploadFile
 from bot.slack.people import People
 from bot.store import Store, run_lock
@@ -65,6 +66,18 @@ AGENDA_TITLE = "Model review meeting ({n} runs)"
 NO_MEETING = ":information_source: There is no meeting scheduled for this review."
 MISSED_WHAT = {REMINDER: "reminder", START: "start"}
 JOB_KINDS = (REMINDER, START, RETRY_PREFIX + REMINDER, RETRY_PREFIX + START)
+
+
+MAY_NOT_MOVE = (
+    ":no_entry_sign: Only the review's requester, the meeting's invitees and the reviewers can move this "
+    "meeting. Nothing was changed."
+)
+MAY_NOT_CANCEL = (
+    ":no_entry_sign: Only the review's requester, the meeting's invitees and the reviewers can cancel this "
+    "meeting. Nothing was changed."
+)
+CANCELLED_DESCRIPTION = "This review meeting was cancelled."
+CANCELLED_DM = ":x: The review meeting for *{run}* is cancelled: this file removes it from your calendar."
 
 
 class MeetingError(ReviewBotError):
@@ -192,6 +205,13 @@ class MeetingService:
         )
         with run_lock(self.store, run_id):
             previous = tags.meeting_from_tags(run_id, self.records.run_tags(run_id))
+            if previous is None:
+                meeting = meeting.model_copy(update={"uid": new_ics_uid(run_id), "sequence": 0})
+            else:  # a move: the same calendar event, one change later
+                self._check_may_change(previous, review.requested_by, by, MAY_NOT_MOVE)
+                meeting = meeting.model_copy(
+                    update={"uid": ics_uid(previous), "sequence": previous.sequence + 1}
+                )
             # All at once: the meeting, and "not yet reminded or started" for it.
             self.records.set_run_tags(
                 run_id, {**tags.meeting_tags(meeting), **dict.fromkeys(DONE_TAGS.values(), "")}
@@ -203,19 +223,56 @@ class MeetingService:
         )
         if invite:
             self._invite(meeting, summary, review.slack_permalink)
+        if previous is not None:
+            # Who held the old event and gets no update of it (dropped from the list, or moved into an
+            # agenda meeting with its own calendar file) has it cancelled, so no ghost stays behind.
+            kept = set(meeting.invitees) if invite else set()
+            dropped = [u for u in previous.invitees if u not in kept]
+            if dropped:
+                gone = previous.model_copy(update={"sequence": meeting.sequence, "invitees": dropped})
+                self._send_cancel(gone, summary)
         return meeting
 
     def cancel(self, run_id: str, by: str) -> Meeting:
+        summary = self.runs.run_summary(run_id)
+        requester = summary.review.requested_by if summary.review else ""
         with run_lock(self.store, run_id):
             meeting = tags.meeting_from_tags(run_id, self.records.run_tags(run_id))
             if meeting is None:
                 raise MeetingError(NO_MEETING)
+            self._check_may_change(meeting, requester, by, MAY_NOT_CANCEL)
             self.records.set_run_tags(run_id, tags.cleared_meeting_tags())
             for kind in (REMINDER, START):
                 self.scheduler.cancel(kind, run_id)
         self._refresh_card(self.runs.run_summary(run_id))
         self._post(meeting, build_cancelled(meeting, by))
+        # Every invitee's calendar drops the event: same UID, one change later, METHOD:CANCEL.
+        self._send_cancel(meeting.model_copy(update={"sequence": meeting.sequence + 1}), summary)
         return meeting
+
+    def _check_may_change(self, meeting: Meeting, requester: str, by: str, refusal: str) -> None:
+        """Only the review's requester, the meeting's invitees and organiser, and the reviewers (when
+        REVIEWERS or REVIEWER_GROUP names them) may move or cancel a meeting."""
+        reviewers = self.reviewers() or frozenset()
+        if by in {requester, meeting.scheduled_by, *meeting.invitees} or by in reviewers:
+            return
+        raise MeetingError(refusal)
+
+    def _send_cancel(self, meeting: Meeting, summary: RunSummary) -> None:
+        ics = build_ics(
+            meeting,
+            f"Model review: {summary.run_name}",
+            CANCELLED_DESCRIPTION,
+            stamp=datetime.now(tz=UTC),
+            method=IcsMethod.CANCEL,
+        )
+        upload = UploadFile(
+            filename="review-meeting-cancelled.ics", title="Review meeting cancelled", content=ics
+        )
+        for user in meeting.invitees:
+            self.outbox.send_file(
+                user, CANCELLED_DM.format(run=escape(summary.run_name)), upload, what="meeting cancellation"
+            )
 
     def _set_jobs(self, meeting: Meeting, now: datetime) -> None:
         reminder_at = meeting.at - self.lead

@@ -162,7 +162,7 @@ def test_rescheduling_moves_the_meeting_and_cancel_removes_it(bot, slack, runs, 
     ]
     bot.block_action(
         ActionId.CANCEL_MEETING.value, json.dumps({"run_id": run_id}), slack.new_response_url(),
-        message=announcement, channel=card["channel"], user=support.BO,
+        message=announcement, channel=card["channel"], user=support.ANA,  # the review's requester
     )  # fmt: skip
     eventually(lambda: runs.tags(run_id).get("review.meeting_at") == "")
     assert eventually(lambda: [t for t in thread_texts(slack, card) if "cancelled" in t])
@@ -193,3 +193,46 @@ def test_a_time_out_of_range_is_answered_not_dropped(bot, slack, runs, eventuall
     text = eventually(lambda: [t for t in response_texts(slack, url) if "more than a year" in t])[0]
     assert "366 days" in text
     assert runs.tags(run_id).get("review.meeting_at", "") == ""
+
+
+def test_moves_and_a_cancel_update_one_calendar_event_and_strangers_cannot_cancel(
+    bot, slack, runs, eventually
+) -> None:
+    run_id, card = post_card(bot, slack, runs, eventually, name="calendar-run", requester=support.ANA)
+    for hours in (3, 5):
+        at = int((datetime.now(tz=UTC) + timedelta(hours=hours)).timestamp())
+        assert submit(bot, submission(run_id, at, [support.BO])).status_code == 200
+        eventually(lambda at=at: runs.tags(run_id).get("review.meeting_at", "").startswith(
+            datetime.fromtimestamp(at, tz=UTC).strftime("%Y-%m-%dT%H:%M")
+        ))  # fmt: skip
+    value = json.dumps({"run_id": run_id})
+    stranger = slack.new_response_url()
+    bot.block_action(
+        ActionId.CANCEL_MEETING.value,
+        value,
+        stranger,
+        message=card,
+        channel=card["channel"],
+        user=support.CAROL,
+    )
+    assert "Only the review's requester" in eventually(lambda: response_texts(slack, stranger)[0])
+    assert runs.tags(run_id)["review.meeting_at"] != ""
+
+    bot.block_action(
+        ActionId.CANCEL_MEETING.value,
+        value,
+        slack.new_response_url(),
+        message=card,
+        channel=card["channel"],
+        user=support.BO,
+    )
+    eventually(lambda: runs.tags(run_id).get("review.meeting_at") == "")
+    calendars = eventually(
+        lambda: (lambda found: found if len(found) == 3 else None)(ics_sent_to(slack, support.BO, run_id))
+    )
+    events = [c.walk("VEVENT")[0] for c in calendars]
+    assert len({str(e["UID"]) for e in events}) == 1
+    assert sorted(int(e["SEQUENCE"]) for e in events) == [0, 1, 2]
+    last = max(calendars, key=lambda c: int(c.walk("VEVENT")[0]["SEQUENCE"]))
+    assert str(last["METHOD"]) == "CANCEL" and str(last.walk("VEVENT")[0]["STATUS"]) == "CANCELLED"
+    assert {str(c["METHOD"]) for c in calendars if c is not last} == {"REQUEST"}

@@ -14,6 +14,7 @@ from bot.meetings.rules import (
     PAST_WHEN,
     UNKNOWN_TIMEZONE,
     BadWhen,
+    IcsMethod,
     build_ics,
     ensure_future,
     moment_from_picker,
@@ -156,6 +157,8 @@ def test_meeting_tags_are_the_documented_format() -> None:
         MEETING_DURATION_TAG: "45",
         MEETING_AGENDA_TAG: "metrics, drift; and the rollout",
         MEETING_BY_TAG: "U3",
+        "review.meeting_uid": "",
+        "review.meeting_sequence": "0",
     }
     assert MEETING_AT_TAG == "review.meeting_at"
     assert MEETING_INVITEES_TAG == "review.meeting_invitees"
@@ -219,7 +222,7 @@ def test_build_ics_parses_back_to_the_same_event() -> None:
     assert (str(calendar["PRODID"]), str(calendar["VERSION"]), str(calendar["METHOD"])) == (
         ICS_PRODID,
         "2.0",
-        "PUBLISH",
+        "REQUEST",
     )
     events = calendar.walk("VEVENT")
     assert len(events) == 1
@@ -232,6 +235,29 @@ def test_build_ics_parses_back_to_the_same_event() -> None:
     assert str(event["UID"]) == f"review-{RUN_ID}-{int(MEETING.at.timestamp())}@review-bot"
     assert str(event["SUMMARY"]) == "Model review: fraud-clf, v2"
     assert str(event["DESCRIPTION"]) == description
+    assert int(event["SEQUENCE"]) == 0 and "STATUS" not in event
+    assert str(event["ORGANIZER"]).startswith("mailto:")
+
+
+def test_a_moved_then_cancelled_meeting_keeps_its_uid_and_counts_its_changes() -> None:
+    meeting = MEETING.model_copy(update={"uid": "review-x-1@review-bot"})
+    files = [
+        build_ics(meeting, "t", "d"),
+        build_ics(meeting.model_copy(update={"at": utc(2026, 12, 2, 9, 0), "sequence": 1}), "t", "d"),
+        build_ics(meeting.model_copy(update={"sequence": 2}), "t", "d", method=IcsMethod.CANCEL),
+    ]
+    calendars = [icalendar.Calendar.from_ical(f) for f in files]
+    events = [c.walk("VEVENT")[0] for c in calendars]
+    assert {str(e["UID"]) for e in events} == {"review-x-1@review-bot"}
+    assert [int(e["SEQUENCE"]) for e in events] == [0, 1, 2]
+    assert [str(c["METHOD"]) for c in calendars] == ["REQUEST", "REQUEST", "CANCEL"]
+    assert str(events[2]["STATUS"]) == "CANCELLED"
+
+
+def test_meeting_uid_and_sequence_round_trip_through_tags() -> None:
+    meeting = MEETING.model_copy(update={"uid": "review-x-2@review-bot", "sequence": 3})
+    tags = {**meeting_tags(meeting), SLACK_CHANNEL_TAG: "C0REVIEW", SLACK_TS_TAG: "1767225600.000100"}
+    assert meeting_from_tags(RUN_ID, tags) == meeting
 
 
 def test_build_ics_from_another_offset_is_written_in_utc() -> None:
