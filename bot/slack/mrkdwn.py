@@ -40,9 +40,16 @@ _LIST_TYPES = frozenset({"bullet_list", "ordered_list"})
 _ALIGN = re.compile(r"text-align:\s*(left|right|center)")
 
 
+# Invisible characters that change how text reads without showing: zero-width spaces and joiners, and
+# the bidirectional overrides and isolates that can make "evil" display as "live" (Trojan Source).
+_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+
+
 def escape(text: str) -> str:
-    """Escape the three characters Slack treats as control characters in mrkdwn."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Text from a person or from MLflow, made inert in mrkdwn: the three characters Slack treats as
+    control characters escaped (so no mention, link or date can be formed), invisible direction and
+    zero-width characters dropped."""
+    return _INVISIBLE.sub("", text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _encode_url_char(char: str) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.models import ReviewState, ReviewStatus, Vote, VoteClick, VoteKind
+from bot.slack.mrkdwn import escape
 
 NOT_A_REVIEWER = ":no_entry_sign: Your vote was not counted: only the model's reviewers vote ({who})."
 OWN_MODEL_REQUESTER = (
@@ -102,7 +103,7 @@ def cast(state: ReviewState, vote: Vote, kind: VoteKind, required: int) -> Outco
         return Outcome(state, changed=False, message=SAME_VOTE.format(did=did))
     mine = [*mine, vote]
     other = [v for v in other if v.user != vote.user]
-    line = DECISION_LINES[kind].format(name=vote.name)
+    line = DECISION_LINES[kind].format(name=escape(vote.name))
     return _apply(state, kind, mine, other, required, vote.at, line)
 
 
@@ -114,7 +115,7 @@ def withdraw(
         label = "approval" if kind is VoteKind.APPROVE else "change request"
         return Outcome(state, changed=False, message=NO_VOTE_TO_WITHDRAW.format(kind=label))
     mine = [v for v in mine if v.user != user]
-    return _apply(state, kind, mine, other, required, at, WITHDRAWN_LINES[kind].format(name=name))
+    return _apply(state, kind, mine, other, required, at, WITHDRAWN_LINES[kind].format(name=escape(name)))
 
 
 def _lists(state: ReviewState, kind: VoteKind) -> tuple[list[Vote], list[Vote]]:
