@@ -103,6 +103,13 @@ def _start(wiring: Wiring, *, socket_mode: bool) -> tuple[Settings, Services, Ap
     services = wiring.build_services(settings)
     app = wiring.create_app(settings, services, socket_mode=socket_mode)
     _warn_about_nudges(settings)
+    mlflow_state = services.health().get("mlflow", "ok")
+    if mlflow_state != "ok":  # one line now, rather than a surprise at the first /review
+        log.warning(
+            "MLflow at %s: %s (GET /healthz shows it too)",
+            settings.ui_url or "the tracking URI",
+            mlflow_state,
+        )
     return settings, services, app
 
 

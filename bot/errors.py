@@ -37,6 +37,36 @@ class MlflowUnavailable(ReviewBotError):
         self.tracking_uri = tracking_uri  # as shown to people: without credentials
 
 
+class MlflowRefused(ReviewBotError):
+    """MLflow answered, and said no to the bot's account: wrong or missing credentials (HTTP 401), or an
+    account not allowed to do this (HTTP 403). Trying again changes nothing; an admin must act."""
+
+    def __init__(self, tracking_uri: str, status: int, what: str, *, writes: bool, account: str) -> None:
+        uri = strip_credentials(tracking_uri)
+        who = f"review-bot's MLflow account `{account}`" if account else "review-bot's MLflow account"
+        if status == HTTP_UNAUTHORIZED:
+            text = (
+                f":no_entry: MLflow at `{uri}` refused review-bot's credentials (HTTP 401). Nothing was "
+                "changed. Whoever runs the bot: check MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD "
+                "(or MLFLOW_TRACKING_TOKEN)."
+            )
+        else:
+            verb, needed = ("change", "EDIT") if writes else ("read", "READ")
+            text = (
+                f":no_entry: {who} is not allowed to {verb} {what} in MLflow at `{uri}` (HTTP 403). Nothing "
+                f"was changed. Ask an MLflow admin to give that account {needed} permission on the "
+                "experiment (or the registered model)."
+            )
+        super().__init__(text)
+        self.tracking_uri = uri
+        self.status = status
+        self.writes = writes
+
+
+HTTP_UNAUTHORIZED = 401
+HTTP_FORBIDDEN = 403
+
+
 class SlackRefused(ReviewBotError):
     """Slack refused a post; `advice` says what the person can do about it."""
 

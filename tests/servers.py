@@ -86,10 +86,12 @@ def redis_server(workdir: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def mlflow_server(workdir: Path) -> Iterator[str]:
-    """`mlflow server` with a sqlite backend and proxied artifacts, as a team would run it."""
+def mlflow_server(workdir: Path, *, basic_auth_admin_password: str | None = None) -> Iterator[str]:
+    """`mlflow server` with a sqlite backend and proxied artifacts, as a team would run it; with
+    `basic_auth_admin_password`, MLflow's own basic-auth app (`--app-name basic-auth`: users, permissions,
+    new users READ by default), its admin `admin` with that password."""
     port = support.free_port()
-    root = workdir / "mlflow"
+    root = workdir / ("mlflow-auth" if basic_auth_admin_password else "mlflow")
     root.mkdir()
     mlflow_bin = VENV_BIN / "mlflow"
     log_path = workdir / "mlflow-server.log"
@@ -102,6 +104,20 @@ def mlflow_server(workdir: Path) -> Iterator[str]:
         # Each worker encrypts webhook secrets with this key; without one they would each make their own.
         "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
     }
+    auth_args: list[str] = []
+    if basic_auth_admin_password:
+        config = root / "basic_auth.ini"
+        config.write_text(
+            "[mlflow]\ndefault_permission = READ\n"
+            f"database_uri = sqlite:///{root / 'basic_auth.db'}\n"
+            "admin_username = admin\n"
+            f"admin_password = {basic_auth_admin_password}\n"
+            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        )
+        env["MLFLOW_AUTH_CONFIG_PATH"] = str(config)
+        env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = os.urandom(16).hex()
+        auth_args = ["--app-name", "basic-auth"]
+        log_path = workdir / "mlflow-auth-server.log"
     with log_path.open("w") as log:
         proc = subprocess.Popen(
             [
@@ -112,6 +128,7 @@ def mlflow_server(workdir: Path) -> Iterator[str]:
                 "--host", "127.0.0.1",
                 "--port", str(port),
                 "--workers", "2",
+                *auth_args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -19,7 +19,8 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.credentials import get_default_host_creds
 from mlflow.utils.rest_utils import http_request, verify_rest_response
 
-from bot.errors import MlflowUnavailable, NotFound
+from bot.errors import HTTP_FORBIDDEN, HTTP_UNAUTHORIZED, MlflowRefused, MlflowUnavailable, NotFound
+from bot.logs import strip_credentials
 from bot.signature import Verifier
 
 T = TypeVar("T")
@@ -46,19 +47,35 @@ class Mlflow:
         self.verifier = verifier or Verifier([])
         # `tracking`, not `client`: the manifest test reads `client.<method>(` as a Slack Web API call.
         self.tracking = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        self.write_refused = ""  # the last write MLflow refused with 403 (shown in /healthz), if any
+
+    @property
+    def account(self) -> str:
+        """The user name the bot's MLflow requests authenticate as ("" when none or a token)."""
+        try:
+            return get_default_host_creds(self.tracking_uri).username or "" if self.is_server else ""
+        except Exception:  # noqa: BLE001 - only for messages
+            return ""
 
     @property
     def is_server(self) -> bool:
         """A tracking server samples long histories itself; a local store does not."""
         return self.tracking_uri.startswith(("http://", "https://"))
 
-    def call(self, what: str, fn: Callable[[], T]) -> T:
-        """Run one MLflow call, turning its failures into NotFound or MlflowUnavailable."""
+    def call(self, what: str, fn: Callable[[], T], *, writes: bool = False) -> T:
+        """Run one MLflow call, turning its failures into NotFound, MlflowRefused (401/403: the bot's
+        account) or MlflowUnavailable. `writes`: the call changes something (for the 403's message)."""
         try:
             return fn()
         except MlflowException as exc:
             if exc.error_code in _NOT_FOUND_CODES:
                 raise NotFound(NOT_FOUND.format(what=what)) from exc
+            status = _refusal_status(exc)
+            if status is not None:
+                refused = MlflowRefused(self.tracking_uri, status, what, writes=writes, account=self.account)
+                if status == HTTP_FORBIDDEN and writes:
+                    self.write_refused = f"{what} ({datetime.now(tz=UTC):%Y-%m-%d %H:%M} UTC)"
+                raise refused from exc
             raise MlflowUnavailable(self.tracking_uri, short(exc)) from exc
         except OSError as exc:  # requests' ConnectionError and Timeout are OSErrors
             raise MlflowUnavailable(self.tracking_uri, short(exc)) from exc
@@ -70,7 +87,9 @@ class Mlflow:
         return response.json()
 
     def health(self) -> str:
-        """ "ok" or why not, within HEALTH_TIMEOUT_SECONDS whatever state MLflow is in."""
+        """ "ok" or why not, within about HEALTH_TIMEOUT_SECONDS whatever state MLflow is in: unreachable,
+        the bot's credentials refused (401), its account not allowed to read (403), or read-only (a write
+        refused with 403 since this process started)."""
         try:
             if self.is_server:
                 # The server's own health endpoint: one quick request, no client retries.
@@ -78,11 +97,40 @@ class Mlflow:
                     f"{self.tracking_uri.rstrip('/')}/health", timeout=HEALTH_TIMEOUT_SECONDS
                 )
                 response.raise_for_status()
+                # Then what the bot's account may do: one authenticated read, no retries.
+                answer = http_request(
+                    get_default_host_creds(self.tracking_uri),
+                    "/api/2.0/mlflow/experiments/search",
+                    "GET",
+                    params={"max_results": 1},
+                    max_retries=0,
+                    timeout=HEALTH_TIMEOUT_SECONDS,
+                )
+                if answer.status_code == HTTP_UNAUTHORIZED:
+                    return "unauthorized: MLflow refused the bot's credentials (HTTP 401)"
+                if answer.status_code == HTTP_FORBIDDEN:
+                    return "forbidden: the bot's MLflow account may not read experiments (HTTP 403)"
+                answer.raise_for_status()
             else:
                 self.tracking.search_experiments(max_results=1)
         except Exception as exc:  # noqa: BLE001 - health reports any failure as text
-            return f"unreachable: {short(exc)}"
+            return f"unreachable: {strip_credentials(short(exc))}"
+        if self.write_refused:
+            return f"read-only: the bot's MLflow account may not write (HTTP 403 on {self.write_refused})"
         return "ok"
+
+
+def _refusal_status(exc: MlflowException) -> int | None:
+    """401 or 403 when MLflow refused the bot's account, else None."""
+    if exc.error_code == "UNAUTHENTICATED":
+        return HTTP_UNAUTHORIZED
+    if exc.error_code == "PERMISSION_DENIED":
+        return HTTP_FORBIDDEN
+    try:
+        status = exc.get_http_status_code()
+    except Exception:  # noqa: BLE001
+        return None
+    return status if status in (HTTP_UNAUTHORIZED, HTTP_FORBIDDEN) else None
 
 
 def short(exc: BaseException) -> str:

@@ -52,7 +52,9 @@ class ReviewRecords:
         for start in range(0, len(items), TAGS_PER_BATCH):
             batch = [RunTag(k, v) for k, v in items[start : start + TAGS_PER_BATCH]]
             self.mlflow.call(
-                f"run `{run_id}`", lambda batch=batch: self.mlflow.tracking.log_batch(run_id, tags=batch)
+                f"the review's tags on run `{run_id}`",
+                lambda batch=batch: self.mlflow.tracking.log_batch(run_id, tags=batch),
+                writes=True,
             )
 
     def record_review(
@@ -102,13 +104,16 @@ class ReviewRecords:
 
     def set_model_version_tag(self, name: str, version: str, key: str, value: str) -> None:
         self.mlflow.call(
-            f"model `{name}` version {version}",
+            f"the tags of model `{name}` version {version}",
             lambda: self.mlflow.tracking.set_model_version_tag(name, version, key, value),
+            writes=True,
         )
 
     def log_discussion(self, run_id: str, markdown: str) -> None:
         self.mlflow.call(
-            f"run `{run_id}`", lambda: self.mlflow.tracking.log_text(run_id, markdown, DISCUSSION_ARTIFACT)
+            f"the artifacts of run `{run_id}`",
+            lambda: self.mlflow.tracking.log_text(run_id, markdown, DISCUSSION_ARTIFACT),
+            writes=True,
         )
 
 

@@ -212,6 +212,7 @@ class Registry:
                 lambda: tracking.update_webhook(
                     existing.webhook_id, url=url, events=list(events), secret=secret, status="ACTIVE"
                 ),
+                writes=True,
             )
             return existing.webhook_id, False
         created = self.mlflow.call(
@@ -219,5 +220,6 @@ class Registry:
             lambda: tracking.create_webhook(
                 name, url, list(events), description=WEBHOOK_DESCRIPTION, secret=secret
             ),
+            writes=True,
         )
         return created.webhook_id, True

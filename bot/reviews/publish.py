@@ -7,12 +7,12 @@ import logging
 from datetime import UTC, datetime
 
 from bot import tags
-from bot.errors import ReviewBotError
+from bot.errors import MlflowRefused, ReviewBotError
 from bot.mlflow.records import ReviewRecords
 from bot.models import ReviewState, RunRef, RunSummary
 from bot.reviews.card_index import CardIndex, CardRef
 from bot.reviews.prepare import PreparedCard, ReviewPreparer
-from bot.reviews.replies import POSTED, REQUEST_NOT_RECORDED, THREAD_PART_FAILED
+from bot.reviews.replies import POSTED, REQUEST_NOT_RECORDED, REQUEST_REFUSED, THREAD_PART_FAILED
 from bot.slack.advice import channel_mention, tells_the_unexpected
 from bot.slack.outbox import Notify, Outbox
 from bot.store import MIRROR_QUEUE, Store, run_lock
@@ -104,6 +104,10 @@ class ReviewPublisher:
                 extra = tags.baseline_tags(summary.baseline) if summary.baseline else None
                 held.check()
                 behind = self.records.record_review(state, current, summary.model_versions, extra)
+        except MlflowRefused as exc:  # 401/403: "try again later" would be wrong; say what it is
+            log.error("recording the review request of run %s failed: %s", summary.run_id, exc)
+            notify(REQUEST_REFUSED.format(why=exc.user_message()))
+            return
         except ReviewBotError as exc:  # LockBusy is one too; nothing of the request was written
             log.error("recording the review request of run %s failed: %s", summary.run_id, exc)
             notify(REQUEST_NOT_RECORDED)

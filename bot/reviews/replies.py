@@ -17,6 +17,7 @@ REQUEST_NOT_RECORDED = (
     ":warning: The card is posted, but MLflow did not take the review's tags, so votes on it cannot be "
     "recorded yet. Run the command again once MLflow answers."
 )
+REQUEST_REFUSED = "The card is posted, but votes on it cannot be recorded: {why}"
 THREAD_PART_FAILED = (
     ":warning: The card is posted, but part of its thread could not be ({part}: Slack said `{code}`). "
     "The card itself is fine."
