@@ -96,6 +96,8 @@ def guard_slack_requests(slack: Wsgi, signing_secret: str, refusals: RefusalLog 
 
     def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
+        if path != EVENTS_PATH:
+            return slack(environ, start_response)  # bolt's handler answers 404 for anything else
         if environ.get("REQUEST_METHOD") != "POST":
             return refuse(path, "405 Method Not Allowed", "POST only", start_response)
         try:
