@@ -66,6 +66,13 @@ class ImageArtifact(_Frozen):
     size: int  # bytes; -1 when the store does not say
 
 
+class ArtifactImages(_Frozen):
+    """A run's image artifacts as listed, and the folders left unlisted (a listing budget ran out)."""
+
+    images: list[ImageArtifact] = Field(default_factory=list)
+    unlisted: list[str] = Field(default_factory=list)
+
+
 class ReviewStatus(StrEnum):
     PENDING = "pending"
     APPROVED = "approved"
@@ -146,11 +153,18 @@ class Meeting(_Frozen):
 
 
 class Direction(StrEnum):
-    """Which way a metric improves; NEUTRAL metrics (epoch, learning rate) are shown, never judged."""
+    """Which way a metric improves. NEUTRAL metrics (epoch, learning rate) are bookkeeping; UNKNOWN ones
+    are metrics the bot cannot tell which way is better (until METRIC_DIRECTIONS says). Neither is ever
+    judged better or worse, nor used to pick a best run."""
 
     MAX = "max"
     MIN = "min"
     NEUTRAL = "neutral"
+    UNKNOWN = "unknown"
+
+    @property
+    def judged(self) -> bool:
+        return self in (Direction.MAX, Direction.MIN)
 
 
 class MetricGoal(_Frozen):
@@ -165,6 +179,10 @@ class BaselineReason(StrEnum):
 
     REQUESTED = "requested"  # /review <run> --baseline <run>
     DEPLOYED = "deployed"  # the version under a deployment alias of the model this run produced
+    # A child of a sweep (tag mlflow.parentRunId): its best sibling by the sweep's metric, or the second
+    # best when the run is the best itself; the parent only when it shares a metric with the run.
+    BEST_SIBLING = "best_sibling"
+    NEXT_BEST_SIBLING = "next_best_sibling"
     PARENT = "parent"  # tag mlflow.parentRunId
     BEST_EARLIER = "best_earlier"  # the best earlier run of the experiment by PRIMARY_METRIC
     NONE = "none"  # looked, found nothing (run_id is "")
@@ -180,7 +198,30 @@ class Baseline(_Frozen):
     model_name: str = ""  # DEPLOYED
     version: str = ""
     alias: str = ""
-    metric: str = ""  # BEST_EARLIER: the metric it was best by; NONE: PRIMARY_METRIC, "" when unset
+    metric: str = ""  # BEST_EARLIER, *_SIBLING: the metric it was best by; NONE: PRIMARY_METRIC or ""
+    parent_name: str = ""  # *_SIBLING: the sweep's parent run
+    parent_url: str = ""
+
+
+class SweepBest(_Frozen):
+    """The best child run of a sweep, by `Sweep.metric`."""
+
+    run_id: str
+    run_name: str
+    run_url: str = ""
+    value: float
+    params: dict[str, str] = Field(default_factory=dict)  # its values of the params the children vary
+
+
+class Sweep(_Frozen):
+    """A parent run's child runs as its card shows them; kept in the run's `review.sweep` tag so the card
+    keeps it (bot.sweeps reads and ranks the children)."""
+
+    children: int  # how many child runs were counted
+    more: bool = False  # the count stopped at a cap: there are more
+    metric: str = ""  # what decides the best; "" when no metric could (then `best` is None)
+    varied: int = 0  # how many params the children vary (`best.params` shows the first few)
+    best: SweepBest | None = None
 
 
 class RunSummary(_Frozen):
@@ -207,6 +248,7 @@ class RunSummary(_Frozen):
     meeting: Meeting | None = None  # the review meeting in its review.meeting_* tags, if any
     baseline: Baseline | None = None  # what the card compares with; None when never looked up
     parent_run_id: str = ""  # tag mlflow.parentRunId
+    sweep: Sweep | None = None  # a sweep's parent: its children, as the card shows them
 
     @property
     def duration_seconds(self) -> float | None:

@@ -36,6 +36,7 @@ from bot.compare.rules import (
     ordered,
     shared_metrics,
 )
+from bot.metrics.values import is_finite
 from bot.models import Baseline, Direction, RunSummary
 from bot.reviews.thread import paged
 from bot.slack import limits
@@ -63,6 +64,15 @@ VALUE_WIDTH = 14
 NAMES_SHOWN = 20
 MISSING = "—"
 VERDICT_WORDS = {Verdict.BETTER: "better", Verdict.WORSE: "worse", Verdict.SAME: "same", Verdict.UNJUDGED: ""}
+# A metric the bot cannot judge says so (a bookkeeping metric like `epoch` stays blank).
+NOT_JUDGED = "not judged"
+DELTAS_NOT_JUDGED = ", {n} not judged"
+# Once per message, naming the metrics whose direction the bot does not know.
+DIRECTION_HINT = (
+    "_Not judged: {keys}: the bot does not know whether higher or lower is better. "
+    "Set `METRIC_DIRECTIONS` (for example `{example}:max` or `{example}:min`) to judge them._"
+)
+NON_FINITE_HINT = "_Not judged: {keys}: a value is `inf` or `nan` (MLflow stores ±inf as ±1.8e308)._"
 
 
 def text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -86,12 +96,35 @@ def delta_rows(deltas: Sequence[MetricDelta]) -> list[list[str]]:
             d.key,
             format_value(d.candidate),
             format_value(d.baseline),
-            format_delta(d.delta),
+            format_delta(d.delta) if d.finite else MISSING,
             format_relative(d.relative),
-            VERDICT_WORDS[d.verdict],
+            verdict_word(d),
         ]
         for d in deltas
     ]
+
+
+def verdict_word(delta: MetricDelta) -> str:
+    """better / worse / same; "not judged" for an unknown direction or a value that is no number."""
+    if delta.verdict is Verdict.UNJUDGED and (delta.direction is Direction.UNKNOWN or not delta.finite):
+        return NOT_JUDGED
+    return VERDICT_WORDS[delta.verdict]
+
+
+def not_judged_notes(deltas: Sequence[MetricDelta]) -> list[str]:
+    """Why metrics were not judged, once per message: unknown directions, then values that are no number."""
+    unknown = [d.key for d in deltas if d.direction is Direction.UNKNOWN and d.verdict is Verdict.UNJUDGED]
+    non_finite = [d.key for d in deltas if not d.finite and d.key not in set(unknown)]
+    notes = []
+    if unknown:
+        notes.append(direction_hint(unknown))
+    if non_finite:
+        notes.append(NON_FINITE_HINT.format(keys=name_list(non_finite)))
+    return notes
+
+
+def direction_hint(keys: Sequence[str]) -> str:
+    return DIRECTION_HINT.format(keys=name_list(list(keys)), example=escape(keys[0].replace("`", "'")))
 
 
 def build_baseline_comparison(
@@ -106,12 +139,16 @@ def build_baseline_comparison(
     tally = {v: sum(1 for d in deltas if d.verdict is v) for v in Verdict}
     parts: list[str] = []
     if deltas:
+        rows = delta_rows(deltas)
+        not_judged = sum(1 for row in rows if row[-1] == NOT_JUDGED)
         parts.append(
             DELTAS_TALLY.format(
                 better=tally[Verdict.BETTER], worse=tally[Verdict.WORSE], same=tally[Verdict.SAME]
             )
+            + (DELTAS_NOT_JUDGED.format(n=not_judged) if not_judged else "")
         )
-        parts.append(text_table(["metric", THIS_RUN, BASELINE_COLUMN, "change", "%", ""], delta_rows(deltas)))
+        parts.append(text_table(["metric", THIS_RUN, BASELINE_COLUMN, "change", "%", ""], rows))
+        parts += not_judged_notes(deltas)
     else:
         parts.append(NO_SHARED_METRICS)
     for which, keys in (
@@ -169,6 +206,7 @@ COMPARISON_PART_FAILED = (
 MAX_TABLE_WIDTH = 80  # characters in a code block before Slack wraps its lines on a laptop screen
 MAX_TABLE_SECTIONS = 6
 BEST_LINES = 15
+NO_KNOWN_DIRECTION = "_No metric with a known direction (see `METRIC_DIRECTIONS`)._"
 
 
 @dataclass(frozen=True)
@@ -274,11 +312,14 @@ def _best_text(
     directions: Mapping[str, Direction],
 ) -> str:
     lines = [BEST_TITLE]
-    judged = [(k, direction_of(k, directions)) for k in metrics]
-    judged = [(k, d) for k, d in judged if d is not Direction.NEUTRAL]
+    all_directions = [(k, direction_of(k, directions)) for k in metrics]
+    judged = [(k, d) for k, d in all_directions if d.judged]
+    unknown = [k for k, d in all_directions if d is Direction.UNKNOWN]
     for key, direction in judged[:BEST_LINES]:
         values = {label: run.metrics[key] for label, run in zip(labels, runs, strict=True)}
         best = best_first(values, direction)[0]
+        if not is_finite(values[best]):  # no run has a number for it: nobody is best
+            continue
         lines.append(
             BEST_LINE.format(
                 key=escape(key), way=BEST_WAYS[direction], label=best, value=format_value(values[best])
@@ -286,8 +327,10 @@ def _best_text(
         )
     if len(judged) > BEST_LINES:
         lines.append(f"_…and {len(judged) - BEST_LINES} more in the table._")
-    if len(lines) == 1:
-        lines.append("_No metric with a known direction (see `METRIC_DIRECTIONS`)._")
+    if len(lines) == 1 and not unknown:
+        lines.append(NO_KNOWN_DIRECTION)
+    if unknown:
+        lines.append(direction_hint(unknown))
     return truncate("\n".join(lines), limits.SECTION_TEXT)
 
 

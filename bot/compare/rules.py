@@ -11,51 +11,16 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from fnmatch import fnmatchcase
 
+from bot.metrics import directions
+from bot.metrics.values import as_float
 from bot.models import Baseline, BaselineReason, Direction, MetricGoal
 
 MIN_COMPARED = 2
 MAX_COMPARED = 10
 
-# Naming rules (a metric's own direction in METRIC_DIRECTIONS wins). A key is cut into words at
-# `_ - . /` and spaces; lower is better when a word is one of LOWER_WORDS or the key contains "loss"
-# or "error" anywhere (`val_loss`, `trainloss`, `mean_absolute_error`); NEUTRAL_WORDS are bookkeeping.
-LOWER_WORDS = frozenset(
-    {
-        "loss",
-        "logloss",
-        "err",
-        "error",
-        "errors",
-        "rmse",
-        "mse",
-        "mae",
-        "mape",
-        "smape",
-        "rmsle",
-        "msle",
-        "medae",
-        "wer",
-        "cer",
-        "perplexity",
-        "ppl",
-        "brier",
-        "hinge",
-        "nll",
-        "fpr",
-        "fnr",
-        "latency",
-        "time",
-        "seconds",
-        "duration",
-    }
-)
-LOWER_SUBSTRINGS = ("loss", "error")
-NEUTRAL_WORDS = frozenset({"epoch", "epochs", "step", "steps", "iteration", "iterations", "lr", "learning"})
-# scikit-learn's scorers negate errors so that higher is always better: neg_mean_squared_error.
-NEGATED_PREFIX = "neg_"
-_WORDS = re.compile(r"[^a-z0-9]+")
+# Which way each metric improves lives in `bot.metrics` (the libraries' documented names, then a few
+# word rules); a name it does not know is UNKNOWN: shown, never judged, never ranked by.
 _GOAL = re.compile(r"^\s*(?P<key>[^:]+?)\s*(?::\s*(?P<direction>[A-Za-z]+)\s*)?$")
 _DIRECTION_WORDS = {"max": Direction.MAX, "min": Direction.MIN, "none": Direction.NEUTRAL}
 
@@ -96,22 +61,9 @@ def parse_metric_directions(text: str) -> dict[str, Direction]:
 
 
 def direction_of(key: str, overrides: Mapping[str, Direction] | None = None) -> Direction:
-    """Which way `key` improves: METRIC_DIRECTIONS (exact name, then patterns in order), then naming."""
-    overrides = overrides or {}
-    if key in overrides:
-        return overrides[key]
-    for pattern, direction in overrides.items():
-        if fnmatchcase(key, pattern):
-            return direction
-    lowered = key.lower()
-    if lowered.startswith(NEGATED_PREFIX):
-        return Direction.MAX
-    words = {w for w in _WORDS.split(lowered) if w}
-    if words & LOWER_WORDS or any(s in lowered for s in LOWER_SUBSTRINGS):
-        return Direction.MIN
-    if words & NEUTRAL_WORDS:
-        return Direction.NEUTRAL
-    return Direction.MAX
+    """Which way `key` improves: METRIC_DIRECTIONS (exact name, then patterns in order, then the base
+    name without its role), then the libraries' names (`bot.metrics.directions`); else UNKNOWN."""
+    return directions.direction_of(key, overrides)
 
 
 def goal_direction(goal: MetricGoal, overrides: Mapping[str, Direction] | None = None) -> Direction:
@@ -119,6 +71,7 @@ def goal_direction(goal: MetricGoal, overrides: Mapping[str, Direction] | None =
 
 
 def is_better(value: float, other: float, direction: Direction) -> bool:
+    """Only MAX and MIN judge: a NEUTRAL or UNKNOWN metric is never better."""
     if direction is Direction.MIN:
         return value < other
     if direction is Direction.MAX:
@@ -127,10 +80,11 @@ def is_better(value: float, other: float, direction: Direction) -> bool:
 
 
 def best_first(values: Mapping[str, float], direction: Direction) -> list[str]:
-    """Keys of `values` best first (NaN last); a neutral metric keeps the given order."""
-    finite = [k for k, v in values.items() if math.isfinite(v)]
+    """Keys of `values` best first (NaN, ±inf and MLflow's stand-ins for them last); a metric that is
+    not judged (NEUTRAL, UNKNOWN) keeps the given order: no value of it is "best"."""
+    finite = [k for k, v in values.items() if math.isfinite(as_float(v))]
     rest = [k for k in values if k not in set(finite)]
-    if direction is Direction.NEUTRAL:
+    if not direction.judged:
         return finite + rest
     return sorted(finite, key=lambda k: values[k], reverse=direction is Direction.MAX) + rest
 
@@ -142,7 +96,7 @@ class Verdict(StrEnum):
     BETTER = "better"
     WORSE = "worse"
     SAME = "same"
-    UNJUDGED = ""  # a neutral metric, or a value that is not a number
+    UNJUDGED = ""  # a NEUTRAL or UNKNOWN metric, or a value that is not a finite number
 
 
 @dataclass(frozen=True)
@@ -164,12 +118,16 @@ class MetricDelta:
         return self.delta / abs(self.baseline)
 
     @property
+    def finite(self) -> bool:
+        return math.isfinite(self.candidate) and math.isfinite(self.baseline)
+
+    @property
     def verdict(self) -> Verdict:
-        if not (math.isfinite(self.candidate) and math.isfinite(self.baseline)):
+        if not self.finite:
             return Verdict.UNJUDGED
         if self.delta == 0:
             return Verdict.SAME
-        if self.direction is Direction.NEUTRAL:
+        if not self.direction.judged:
             return Verdict.UNJUDGED
         return Verdict.BETTER if is_better(self.candidate, self.baseline, self.direction) else Verdict.WORSE
 
@@ -180,15 +138,20 @@ def metric_deltas(
     overrides: Mapping[str, Direction] | None = None,
     first: Sequence[str] = (),
 ) -> list[MetricDelta]:
-    """One delta per metric both runs have: `first` (key metrics) in their order, then by name."""
+    """One delta per metric both runs have: `first` (key metrics) in their order, then by name. Values
+    are what MLflow was given (its ±1.8e308 stand-ins are ±inf), so a diverged run is not judged."""
     shared = set(candidate) & set(baseline)
     order = [k for k in first if k in shared] + sorted(shared - set(first))
-    return [MetricDelta(k, candidate[k], baseline[k], direction_of(k, overrides)) for k in order]
+    return [
+        MetricDelta(k, as_float(candidate[k]), as_float(baseline[k]), direction_of(k, overrides))
+        for k in order
+    ]
 
 
 def format_value(value: float) -> str:
-    """A metric value on a card, a table or a leaderboard: 4 significant digits."""
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+    """A metric value on a card, a table or a leaderboard: 4 significant digits; `inf`, `-inf`, `nan`
+    for values that are no finite number, MLflow's stored ±1.7976931348623157e308 included."""
+    return f"{as_float(value):.4g}" if isinstance(value, float) else str(value)
 
 
 def format_delta(delta: float) -> str:

@@ -4,6 +4,7 @@ baseline policy and its tag."""
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -17,6 +18,7 @@ from bot.compare.rules import (
     direction_of,
     format_delta,
     format_relative,
+    format_value,
     metric_deltas,
     parse_metric_directions,
     parse_metric_goal,
@@ -57,7 +59,10 @@ OTHER = "fedcba9876543210fedcba9876543210"
         ("neg_mean_squared_error", Direction.MAX),  # scikit-learn negates errors: higher is better
         ("epoch", Direction.NEUTRAL),
         ("lr", Direction.NEUTRAL),
-        ("msec_per_image", Direction.MAX),  # no rule knows it: higher, unless METRIC_DIRECTIONS says
+        ("msec_per_image", Direction.MIN),  # time spent per image
+        ("images_per_sec", Direction.MAX),  # throughput
+        ("foo_metric", Direction.UNKNOWN),  # no rule knows it: not judged until METRIC_DIRECTIONS says
+        ("coverage", Direction.UNKNOWN),
     ],
 )
 def test_naming_rules(key: str, expected: Direction) -> None:
@@ -108,6 +113,13 @@ def test_best_first_by_direction_with_nan_last() -> None:
     assert best_first(values, Direction.MAX) == ["C", "A", "D", "B"]
     assert best_first(values, Direction.MIN) == ["D", "A", "C", "B"]
     assert best_first(values, Direction.NEUTRAL) == ["A", "C", "D", "B"]
+    assert best_first(values, Direction.UNKNOWN) == ["A", "C", "D", "B"]  # no value of it is "best"
+
+
+def test_best_first_puts_mlflows_stored_infinities_last() -> None:
+    values = {"diverged": sys.float_info.max, "A": 0.5, "low": -sys.float_info.max, "B": 0.7}
+    assert best_first(values, Direction.MAX) == ["B", "A", "diverged", "low"]
+    assert best_first(values, Direction.MIN) == ["A", "B", "diverged", "low"]
 
 
 # --- deltas -----------------------------------------------------------------------------------------
@@ -141,6 +153,37 @@ def test_delta_verdict_respects_overrides_same_and_non_numbers() -> None:
     assert zero.relative is None and zero.verdict is Verdict.WORSE
     (negative,) = metric_deltas({"score": -1.0}, {"score": -2.0})
     assert negative.relative == pytest.approx(0.5) and negative.verdict is Verdict.BETTER
+
+
+def test_unknown_directions_and_mlflows_infinities_are_not_judged() -> None:
+    candidate = {"foo_metric": 2.0, "train-l2": sys.float_info.max, "aic": 90.0, "grad_norm": 3.0}
+    baseline = {"foo_metric": 1.0, "train-l2": 0.3, "aic": 100.0, "grad_norm": 1.0}
+    by_key = {d.key: d for d in metric_deltas(candidate, baseline)}
+    assert by_key["foo_metric"].direction is Direction.UNKNOWN
+    assert by_key["foo_metric"].verdict is Verdict.UNJUDGED
+    assert by_key["train-l2"].candidate == math.inf  # what MLflow was given, not 1.8e308
+    assert by_key["train-l2"].verdict is Verdict.UNJUDGED and not by_key["train-l2"].finite
+    assert by_key["aic"].verdict is Verdict.BETTER  # statsmodels: lower is better
+    assert by_key["grad_norm"].verdict is Verdict.UNJUDGED  # bookkeeping
+    (same,) = metric_deltas({"foo_metric": 1.0}, {"foo_metric": 1.0})
+    assert same.verdict is Verdict.SAME  # unchanged is true whichever way is better
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (0.123456, "0.1235"),
+        (math.inf, "inf"),
+        (-math.inf, "-inf"),
+        (math.nan, "nan"),
+        (sys.float_info.max, "inf"),
+        (-sys.float_info.max, "-inf"),
+        (1.7e308, "1.7e+308"),  # a real (if huge) number stays one
+        (3, "3"),
+    ],
+)
+def test_format_value_shows_infinities_as_what_they_are(value: float, text: str) -> None:
+    assert format_value(value) == text
 
 
 @pytest.mark.parametrize(
