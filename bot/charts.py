@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import logging
 import math
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import cycle
@@ -24,6 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
+from bot.metrics.names import panel_groups, parse_key
 from bot.models import MetricSeries
 
 logger = logging.getLogger(__name__)
@@ -44,48 +44,18 @@ X_LABEL = "step"
 # Colourblind-safe (Okabe-Ito); train first, so train is always the same colour.
 LINE_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#F0E442", "#000000")
 
-# Roles a key can play within a group; the order is the order inside a group (train first).
-_ROLE_ORDER = ("train", "", "val", "valid", "validation", "eval", "test")
-_ROLE_PREFIX = re.compile(r"^(train|val|valid|validation|eval|test)[_/](.+)$")
-_ROLE_SUFFIX = re.compile(r"^(.+)[_/](train|val|valid|validation|eval|test)$")
 
-
-def _role_and_base(key: str) -> tuple[str, str]:
-    """(role, base) of a metric key: `val_loss` -> ("val", "loss"); `loss` -> ("", "loss")."""
-    match = _ROLE_PREFIX.match(key)
-    if match:
-        return match.group(1), match.group(2)
-    match = _ROLE_SUFFIX.match(key)
-    if match:
-        return match.group(2), match.group(1)
-    return "", key
-
-
-def pair_metrics(keys: Iterable[str]) -> list[tuple[str, ...]]:
-    """Group metric keys that belong on the same axes (train/validation/test variants of one metric).
-
-    `loss` + `val_loss`, `train_acc` + `val_acc` + `test_acc`, `acc_train` + `acc_val` end up together;
-    a key with no partner is a group of one. Groups are sorted by group name (the shared base name,
-    or the key itself for a group of one) and ordered train, bare, val..., test inside.
-    """
-    by_base: dict[str, list[tuple[str, str]]] = {}
-    for key in sorted(set(keys)):
-        role, base = _role_and_base(key)
-        by_base.setdefault(base, []).append((role, key))
-    named: list[tuple[str, tuple[str, ...]]] = []
-    for base, members in by_base.items():
-        if len(members) == 1:
-            key = members[0][1]
-            named.append((key, (key,)))
-            continue
-        members.sort(key=lambda member: (_ROLE_ORDER.index(member[0]), member[1]))
-        named.append((base, tuple(key for _, key in members)))
-    named.sort()
-    return [group for _, group in named]
+def pair_metrics(keys: Iterable[str], first: Sequence[str] = ()) -> list[tuple[str, ...]]:
+    """Metric keys that belong on the same axes, one group per panel (`bot.metrics.names.panel_groups`):
+    one metric's train/validation/test variants across libraries' spellings (`loss` + `val_loss`,
+    `train-logloss` + `validation_0-logloss`, `train/loss` + `val/loss`); groups named in `first`
+    (REVIEW_KEY_METRICS, then PRIMARY_METRIC) first, then pairs, then the rest alphabetically."""
+    return [panel for _, panel in panel_groups(keys, first)]
 
 
 def _group_name(group: tuple[str, ...]) -> str:
-    return group[0] if len(group) == 1 else _role_and_base(group[0])[1]
+    """A panel's title: the shared base name of a group, the key itself when alone."""
+    return group[0] if len(group) == 1 else parse_key(group[0]).base
 
 
 def downsample(series: MetricSeries, max_points: int = MAX_POINTS) -> MetricSeries:

@@ -65,8 +65,8 @@ def _image_size(png: bytes) -> tuple[int, int]:
         ([], []),
         (
             ["zeta", "val_acc", "loss", "train_acc", "val_loss", "alpha"],
-            # Sorted by group name: "acc" < "alpha" < "loss" < "zeta".
-            [("train_acc", "val_acc"), ("alpha",), ("loss", "val_loss"), ("zeta",)],
+            # Pairs first, then single keys; each by group name: "acc" < "loss", "alpha" < "zeta".
+            [("train_acc", "val_acc"), ("loss", "val_loss"), ("alpha",), ("zeta",)],
         ),
     ],
 )
@@ -156,8 +156,9 @@ def test_render_caps_panels_and_lists_omitted_keys() -> None:
     series = [_series(f"m{i:02d}") for i in range(14)] + [_series("zz_loss"), _series("val_zz_loss")]
     chart = render_metric_history(series, max_panels=12)
     assert chart.png is not None
-    assert chart.panels == [(f"m{i:02d}",) for i in range(12)]
-    assert chart.omitted == ["m12", "m13", "zz_loss", "val_zz_loss"]
+    # A train/validation pair comes before single metrics, however late its name sorts.
+    assert chart.panels == [("zz_loss", "val_zz_loss"), *[(f"m{i:02d}",) for i in range(11)]]
+    assert chart.omitted == ["m11", "m12", "m13"]
 
 
 def test_render_skips_single_step_metrics_without_listing_them() -> None:
