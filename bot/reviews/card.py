@@ -6,7 +6,8 @@ here with "…and N more" and lands in the thread (bot.reviews.thread), never dr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,10 +26,12 @@ from bot.compare.baseline_line import BASELINE_FIELD, build_baseline_line
 from bot.compare.rules import format_value
 from bot.ids import ActionId, BlockId, MetadataEvent
 from bot.models import Meeting, ReviewState, ReviewStatus, RunSummary, Vote
+from bot.reviews.run_state import build_run_state_caveat
 from bot.slack import limits
 from bot.slack.message import SlackMessage
 from bot.slack.mrkdwn import escape, link, markdown_to_mrkdwn, split_mrkdwn, truncate
 from bot.slack.values import run_value
+from bot.sweeps.blocks import build_sweep_line
 
 CARD_METRICS = 12
 CARD_PARAMS = 12
@@ -53,6 +56,13 @@ NO_NOTE = "_No notes on this run. Add them in the MLflow UI (the run's Descripti
 MORE_IN_THREAD = "_…and {n} more in the thread._"
 METRICS_TITLE = "*Metrics*"
 PARAMS_TITLE = "*Params*"
+# With a baseline: what differs from it comes first, marked, with the baseline's value after the arrow.
+DIFFERS_MARK = ":small_orange_diamond:"
+PARAMS_DIFFER_TITLE = f"*Params* ({DIFFERS_MARK} differs from the baseline: ← its value)"
+PARAMS_SAME_TITLE = "*Params* (none differs from the baseline)"
+NOT_IN_BASELINE = "_not logged_"
+# Values that mean "left at the library's default": autolog logs every argument, mostly these.
+DEFAULT_VALUES = frozenset({"", "none", "null", "nan", "[]", "{}"})
 
 
 @dataclass(frozen=True)
@@ -60,8 +70,54 @@ class CardLayout:
     """Which metrics and params made it onto the card; the thread shows the rest."""
 
     metrics: list[str]
-    params: list[str]
+    params: list[str]  # on the card, in the order of `param_order`
     note_chunks: list[str]
+    # Every param, in the order the card and the thread list them (see `order_params`).
+    param_order: list[str] = field(default_factory=list)
+    # The params that differ from the baseline's, with the baseline's value (None: it did not log it).
+    differing: Mapping[str, str | None] = field(default_factory=dict)
+    compared: bool = False  # whether the baseline's params were known
+
+
+def is_default_value(value: str) -> bool:
+    """`None`, `null`, `nan`, empty, `[]`, `{}`: what autolog logs for an argument nobody set."""
+    return value.strip().lower() in DEFAULT_VALUES
+
+
+def same_value(value: str, other: str) -> bool:
+    """Whether two logged values say the same: equal text, both defaults, or equal numbers (`6`, `6.0`)."""
+    if value == other or (is_default_value(value) and is_default_value(other)):
+        return True
+    try:
+        return float(value) == float(other)
+    except ValueError:
+        flag = value.strip().lower()
+        return flag in {"true", "false"} and flag == other.strip().lower()
+
+
+def differing_params(params: Mapping[str, str], baseline: Mapping[str, str]) -> dict[str, str | None]:
+    """The run's params that differ from the baseline's, with the baseline's value; one the baseline did
+    not log counts when the run set it (a default it did not log either is no difference)."""
+    found: dict[str, str | None] = {}
+    for key, value in params.items():
+        if key in baseline:
+            if not same_value(value, baseline[key]):
+                found[key] = baseline[key]
+        elif not is_default_value(value):
+            found[key] = None
+    return found
+
+
+def order_params(params: Mapping[str, str], differing: Mapping[str, str | None]) -> list[str]:
+    """What a reviewer looks for first: the params that differ from the baseline, then those set
+    explicitly, then the defaults (`None` and the like); alphabetically within each."""
+
+    def rank(key: str) -> tuple[int, str]:
+        if key in differing:
+            return 0, key
+        return (2 if is_default_value(params[key]) else 1), key
+
+    return sorted(params, key=rank)
 
 
 def ordered_metrics(metrics: dict[str, float], key_metrics: list[str]) -> list[str]:
@@ -70,20 +126,37 @@ def ordered_metrics(metrics: dict[str, float], key_metrics: list[str]) -> list[s
     return first + sorted(k for k in metrics if k not in set(first))
 
 
-def plan_card(summary: RunSummary, key_metrics: list[str]) -> CardLayout:
+def plan_card(
+    summary: RunSummary, key_metrics: list[str], baseline_params: Mapping[str, str] | None = None
+) -> CardLayout:
+    """What goes on the card. `baseline_params` are the params of the run in `summary.baseline`
+    (ignored without one; an empty dict counts as unknown: nothing to compare with)."""
+    compared = bool(baseline_params) and summary.baseline is not None and bool(summary.baseline.run_id)
+    differing = differing_params(summary.params, baseline_params or {}) if compared else {}
+    order = order_params(summary.params, differing)
     metrics = ordered_metrics(summary.metrics, key_metrics)[:CARD_METRICS]
-    params = sorted(summary.params)[:CARD_PARAMS]
+    params = order[:CARD_PARAMS]
     # Long names can overflow a section before the count cap does: keep only whole lines that fit with
     # the "…and N more" line, so whatever is cut is counted and lands in the thread.
     metric_lines = [_metric_line(summary, k) for k in metrics]
-    param_lines = [_param_line(summary, k) for k in params]
+    param_lines = [_param_line(summary, k, differing) for k in params]
+    title = _params_title(compared, differing)
     return CardLayout(
         metrics=metrics[: _lines_that_fit(METRICS_TITLE, metric_lines, len(summary.metrics))],
-        params=params[: _lines_that_fit(PARAMS_TITLE, param_lines, len(summary.params))],
+        params=params[: _lines_that_fit(title, param_lines, len(summary.params))],
         note_chunks=split_mrkdwn(markdown_to_mrkdwn(summary.note), limits.SECTION_BUDGET)
         if summary.note
         else [],
+        param_order=order,
+        differing=differing,
+        compared=compared,
     )
+
+
+def _params_title(compared: bool, differing: Mapping[str, str | None]) -> str:
+    if not compared:
+        return PARAMS_TITLE
+    return PARAMS_DIFFER_TITLE if differing else PARAMS_SAME_TITLE
 
 
 def _lines_that_fit(title: str, lines: list[str], total: int) -> int:
@@ -168,15 +241,23 @@ def build_meeting_line(meeting: Meeting) -> str:
 
 
 def build_review_card(
-    summary: RunSummary, *, requested_by: str, key_metrics: list[str], required_approvals: int = 1
+    summary: RunSummary,
+    *,
+    requested_by: str,
+    key_metrics: list[str],
+    required_approvals: int = 1,
+    baseline_params: Mapping[str, str] | None = None,
 ) -> SlackMessage:
-    layout = plan_card(summary, key_metrics)
+    """The card. `baseline_params`: the params of the baseline run, to put what differs first."""
+    layout = plan_card(summary, key_metrics, baseline_params)
     if summary.review and summary.review.requested_by:
         requested_by = summary.review.requested_by  # a re-posted card keeps who first asked
     metric_lines = [_metric_line(summary, k) for k in layout.metrics]
     metrics = _listing_text(METRICS_TITLE, NO_METRICS, metric_lines, len(summary.metrics))
-    param_lines = [_param_line(summary, k) for k in layout.params]
-    params = _listing_text(PARAMS_TITLE, NO_PARAMS, param_lines, len(summary.params))
+    param_lines = [_param_line(summary, k, layout.differing) for k in layout.params]
+    params = _listing_text(
+        _params_title(layout.compared, layout.differing), NO_PARAMS, param_lines, len(summary.params)
+    )
     blocks = [
         HeaderBlock(
             block_id=BlockId.HEADER,
@@ -185,6 +266,7 @@ def build_review_card(
             ),
         ),
         SectionBlock(fields=[MarkdownTextObject(text=f) for f in _fields(summary, requested_by)]),
+        *_run_notes(summary),
         SectionBlock(text=MarkdownTextObject(text=metrics)),
         SectionBlock(text=MarkdownTextObject(text=params)),
     ]
@@ -210,6 +292,15 @@ def build_review_card(
             "event_payload": {"run_id": summary.run_id, "experiment_id": summary.experiment_id},
         },
     )
+
+
+def _run_notes(summary: RunSummary) -> list[SectionBlock]:
+    """Under the run's status: a caveat when the run is not finished, and a sweep's children."""
+    lines = [
+        build_run_state_caveat(summary.status),
+        build_sweep_line(summary.sweep) if summary.sweep else None,
+    ]
+    return [SectionBlock(text=MarkdownTextObject(text=line)) for line in lines if line]
 
 
 def build_card_fallback(summary: RunSummary) -> str:
@@ -273,8 +364,16 @@ def _metric_line(summary: RunSummary, key: str) -> str:
     return f"• *{escape(key)}*: `{format_value(summary.metrics[key])}`"
 
 
-def _param_line(summary: RunSummary, key: str) -> str:
-    return f"• {escape(key)} = `{truncate(escape(summary.params[key]), PARAM_VALUE_CHARS)}`"
+def _param_line(summary: RunSummary, key: str, differing: Mapping[str, str | None]) -> str:
+    line = f"{escape(key)} = {_param_value(summary.params[key])}"
+    if key not in differing:
+        return f"• {line}"
+    before = differing[key]
+    return f"• {DIFFERS_MARK} {line} ← {NOT_IN_BASELINE if before is None else _param_value(before)}"
+
+
+def _param_value(value: str) -> str:
+    return f"`{truncate(escape(value), PARAM_VALUE_CHARS)}`"
 
 
 def _datasets_text(summary: RunSummary) -> str:

@@ -7,8 +7,10 @@ from collections.abc import Sequence
 from slack_sdk.models.blocks import MarkdownTextObject, SectionBlock
 
 from bot.compare.rules import format_value
-from bot.models import ImageArtifact, RunSummary
+from bot.mlflow.artifacts import MAX_ARTIFACT_DEPTH, MAX_LISTINGS
+from bot.models import RunSummary
 from bot.reviews.card import CardLayout
+from bot.reviews.plots import Plot, PlotPlan
 from bot.slack import limits
 from bot.slack.message import SlackMessage
 from bot.slack.mrkdwn import escape, link, split_mrkdwn, truncate
@@ -21,6 +23,9 @@ MAX_MESSAGES_PER_PART = 3
 NOTE_CONTINUED_TITLE = "*Notes (continued)*"
 METRICS_TITLE = "*All metrics* ({n})"
 PARAMS_TITLE = "*All params* ({n})"
+PARAMS_DIFFER_NOTE = " · after `←`, the baseline's value where it differs"
+PARAM_DIFFERS = "{value}  ← {before}"
+PARAM_NOT_IN_BASELINE = "(not logged)"
 CUT_SUFFIX = "_…and {n} more parts not shown. See everything in MLflow: {where}_"
 CHART_TITLE = "Metric history: {run}"
 CHART_COMMENT = ":chart_with_upwards_trend: Metric history ({n} charts)."
@@ -29,8 +34,14 @@ NO_HISTORY = (
     ":information_source: No metric was logged over more than one step, so there is no history chart."
 )
 PLOTS_COMMENT = ":frame_with_picture: Plots logged with the run ({n})."
+PLOTS_SVG = " SVG, posted as a file (Slack shows no preview of SVG): {paths}."
 PLOTS_SKIPPED = " Skipped (over {mb} MB): {paths}."
+PLOTS_TOO_DEEP = " Not shown (more than {folders} folders deep): {paths}."
 PLOTS_NOT_SHOWN = " Not shown ({n} more): {paths}."
+PLOTS_UNLISTED = " Folders not searched for plots (only {listings} are listed per run): {paths}."
+PLOTS_NAMED = 10  # names per reason; the rest are counted
+PLOTS_MORE = " and {n} more"
+STEPS_NAME = "`{key}` ({n} steps, {first} to {last})"
 
 
 def build_note_continuation(layout: CardLayout, summary: RunSummary) -> list[SlackMessage]:
@@ -50,11 +61,21 @@ def build_overflow(layout: CardLayout, summary: RunSummary) -> list[SlackMessage
             METRICS_TITLE.format(n=len(rows)), _table_chunks(rows), summary, text=f"All metrics ({len(rows)})"
         )
     if len(summary.params) > len(layout.params):
-        rows = sorted(summary.params.items())
-        messages += _paged(
-            PARAMS_TITLE.format(n=len(rows)), _table_chunks(rows), summary, text=f"All params ({len(rows)})"
-        )
+        # In the card's order: what differs from the baseline, then what was set, then the defaults.
+        rows = [
+            (k, _param_cell(summary.params[k], k, layout))
+            for k in layout.param_order or sorted(summary.params)
+        ]
+        title = PARAMS_TITLE.format(n=len(rows)) + (PARAMS_DIFFER_NOTE if layout.differing else "")
+        messages += _paged(title, _table_chunks(rows), summary, text=f"All params ({len(rows)})")
     return messages
+
+
+def _param_cell(value: str, key: str, layout: CardLayout) -> str:
+    if key not in layout.differing:
+        return value
+    before = layout.differing[key]
+    return PARAM_DIFFERS.format(value=value, before=PARAM_NOT_IN_BASELINE if before is None else before)
 
 
 def build_chart_comment(panel_count: int, omitted: Sequence[str]) -> str:
@@ -64,22 +85,48 @@ def build_chart_comment(panel_count: int, omitted: Sequence[str]) -> str:
     return truncate(comment, limits.SECTION_TEXT)
 
 
-def build_plots_comment(
-    shown: Sequence[ImageArtifact],
-    too_big: Sequence[ImageArtifact],
-    not_shown: Sequence[ImageArtifact],
-    max_bytes: int,
-) -> str:
-    comment = PLOTS_COMMENT.format(n=len(shown))
-    if too_big:
-        comment += PLOTS_SKIPPED.format(
-            mb=max_bytes // (1024 * 1024), paths=", ".join(f"`{escape(a.path)}`" for a in too_big[:10])
-        )
-    if not_shown:
-        comment += PLOTS_NOT_SHOWN.format(
-            n=len(not_shown), paths=", ".join(f"`{escape(a.path)}`" for a in not_shown[:10])
+def build_plots_comment(plan: PlotPlan, max_bytes: int) -> str:
+    """What was uploaded, and every image that was not, with why."""
+    comment = PLOTS_COMMENT.format(n=len(plan.upload))
+    svg = [p for p in plan.upload if p.is_svg]
+    if svg:
+        comment += PLOTS_SVG.format(paths=_plot_names(svg))
+    if plan.too_big:
+        comment += PLOTS_SKIPPED.format(mb=max_bytes // (1024 * 1024), paths=_plot_names(plan.too_big))
+    if plan.too_deep:
+        comment += PLOTS_TOO_DEEP.format(folders=MAX_ARTIFACT_DEPTH - 1, paths=_plot_names(plan.too_deep))
+    if plan.not_shown:
+        comment += PLOTS_NOT_SHOWN.format(n=len(plan.not_shown), paths=_plot_names(plan.not_shown))
+    if plan.unlisted:
+        comment += PLOTS_UNLISTED.format(
+            listings=MAX_LISTINGS,
+            paths=_named([f"`{escape(folder)}/`" for folder in plan.unlisted]),
         )
     return truncate(comment, limits.SECTION_TEXT)
+
+
+def _plot_names(plots: Sequence[Plot]) -> str:
+    """Paths, and the steps of a logged key as one name: "`samples` (8 steps, 7 to 0)"."""
+    groups: dict[tuple[bool, str], list[int]] = {}  # (a logged key?, its key or path) -> steps
+    for plot in plots:
+        if plot.step is None:
+            groups[(False, plot.artifact.path)] = []
+        else:
+            groups.setdefault((True, plot.step.key), []).append(plot.step.step)
+    names = []
+    for (is_key, name), steps in groups.items():
+        if not is_key:
+            names.append(f"`{escape(name)}`")
+        elif len(steps) == 1:
+            names.append(f"`{escape(f'{name} (step {steps[0]})')}`")
+        else:
+            names.append(STEPS_NAME.format(key=escape(name), n=len(steps), first=steps[0], last=steps[-1]))
+    return _named(names)
+
+
+def _named(names: Sequence[str]) -> str:
+    shown = ", ".join(names[:PLOTS_NAMED])
+    return shown + (PLOTS_MORE.format(n=len(names) - PLOTS_NAMED) if len(names) > PLOTS_NAMED else "")
 
 
 def _table_chunks(rows: list[tuple[str, str]]) -> list[str]:

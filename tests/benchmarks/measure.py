@@ -22,6 +22,8 @@ from typing import Any
 
 import requests
 from mlflow.entities import Param
+from mlflow.tracking import MlflowClient
+from slack_sdk import WebClient
 
 from tests import support
 from tests.benchmarks.stack import Stack, child_pids
@@ -192,6 +194,45 @@ def command_to_card_and_chart(stack: Stack, run_id: str, user: str, timeout: flo
     charts = poll(lambda: chart_calls(slack, {card.response["ts"]}, t0), remaining)
     chart_s = min(c.at for c in charts) - t0 if charts else None
     return BigRunTiming(user, ack, card.at - t0, chart_s)
+
+
+@dataclass
+class CardFloor:
+    """The least work a card needs, timed from the benchmark against the same servers: one `get_run` of
+    the run and one `chat.postMessage` of a card as big as the bot's (without its metadata, so it is not
+    counted as a card)."""
+
+    samples_s: list[float]
+
+    @property
+    def median_s(self) -> float | None:
+        return median(list(self.samples_s))
+
+
+def card_floor(stack: Stack, run_id: str, repeats: int) -> CardFloor:
+    """Time the floor `repeats` times (after one untimed warm-up), posting the run's last card again."""
+    posted = card_calls(stack.slack, {run_id}, 0.0)
+    if not posted:
+        return CardFloor([])
+    card = max(posted, key=lambda c: c.at).args
+    payload = {"text": card.get("text", ""), "blocks": card.get("blocks")}
+    tracking = MlflowClient(tracking_uri=stack.mlflow_url)
+    web = WebClient(token=support.BOT_TOKEN, base_url=stack.slack.api_url)
+
+    def once() -> float:
+        started = time.perf_counter()
+        tracking.get_run(run_id)
+        web.chat_postMessage(channel=support.REVIEW_CHANNEL, unfurl_links=False, **payload)
+        return time.perf_counter() - started
+
+    once()
+    return CardFloor([once() for _ in range(repeats)])
+
+
+def card_ratio(timings: list[BigRunTiming], floor: CardFloor) -> float | None:
+    """Median command → card posted over the median floor (≤ 1.3 is the target)."""
+    card, least = median([t.card_s for t in timings]), floor.median_s
+    return card / least if card is not None and least else None
 
 
 @contextlib.contextmanager

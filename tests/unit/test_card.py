@@ -10,22 +10,31 @@ from typing import Any
 import pytest
 
 from bot.ids import ActionId, BlockId, MetadataEvent
-from bot.models import DatasetInput, ModelVersionRef, RunSummary
+from bot.models import Baseline, BaselineReason, DatasetInput, ModelVersionRef, RunSummary
 from bot.reviews.card import (
     APPROVE_LABEL,
     CARD_METRICS,
     CARD_PARAMS,
+    DIFFERS_MARK,
     NO_NOTE,
     NOTE_CONTINUED,
     OPEN_LABEL,
+    PARAM_VALUE_CHARS,
+    PARAMS_DIFFER_TITLE,
+    PARAMS_SAME_TITLE,
+    PARAMS_TITLE,
     PENDING_STATUS,
     REQUEST_CHANGES_LABEL,
     SCHEDULE_LABEL,
     build_review_card,
+    differing_params,
     format_duration,
     format_time,
+    is_default_value,
+    order_params,
     ordered_metrics,
     plan_card,
+    same_value,
 )
 from bot.slack import limits
 
@@ -397,3 +406,180 @@ def test_plan_card_note_chunks_fit_a_section() -> None:
 def test_short_note_is_rendered_on_the_card() -> None:
     blocks = _card(_summary(note="**Why**: better recall.\n\n- item <!here>"))
     assert _by_id(blocks, BlockId.NOTE)["text"]["text"] == "*Why*: better recall.\n\n• item &lt;!here&gt;"
+
+
+# --- params: what differs from the baseline first, then what was set, then the defaults ------------
+
+BASELINE = Baseline(reason=BaselineReason.PARENT, run_id="b" * 32, run_name="parent", run_url="")
+# What xgboost's autolog logs for an XGBClassifier: every argument, most of them left at None.
+AUTOLOG_PARAMS = {
+    "booster": "None",
+    "colsample_bytree": "None",
+    "eval_metric": "logloss",
+    "gamma": "None",
+    "interaction_constraints": "",
+    "learning_rate": "0.2",
+    "max_depth": "4",
+    "missing": "nan",
+    "monotone_constraints": "{}",
+    "n_estimators": "40",
+    "random_state": "7",
+    "reg_alpha": "None",
+    "callbacks": "[]",
+    "tree_method": "null",
+}
+AUTOLOG_BASELINE = {**AUTOLOG_PARAMS, "learning_rate": "0.05", "max_depth": "2"}
+
+
+def _params_text(summary: RunSummary, baseline_params: dict[str, str] | None = None) -> str:
+    message = build_review_card(summary, requested_by="U1", key_metrics=[], baseline_params=baseline_params)
+    return message.blocks[3]["text"]["text"]
+
+
+@pytest.mark.parametrize(
+    ("value", "default"),
+    [
+        ("None", True),
+        ("none", True),
+        ("null", True),
+        ("", True),
+        ("  ", True),
+        ("[]", True),
+        ("{}", True),
+        ("nan", True),
+        ("NaN", True),
+        ("0", False),
+        ("False", False),
+        ("[1]", False),
+        ("Nonesuch", False),
+    ],
+)
+def test_what_counts_as_a_default(value: str, default: bool) -> None:
+    assert is_default_value(value) is default
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        ("6", "6", True),
+        ("6", "6.0", True),
+        ("0.1", "0.10", True),
+        ("1e-3", "0.001", True),
+        ("None", "", True),
+        ("None", "null", True),
+        ("True", "true", True),
+        ("6", "4", False),
+        ("gbtree", "dart", False),
+        ("None", "0", False),
+        ("Adam", "adam", False),  # only booleans are compared without case
+        ("nan", "6", False),
+    ],
+)
+def test_same_value(a: str, b: str, same: bool) -> None:
+    assert same_value(a, b) is same
+    assert same_value(b, a) is same
+
+
+def test_differing_params_name_the_baseline_value() -> None:
+    params = {"max_depth": "6", "lr": "0.1", "seed": "7", "new_set": "x", "new_default": "None"}
+    baseline = {"max_depth": "4", "lr": "0.10", "seed": "7", "gone": "1"}
+    assert differing_params(params, baseline) == {"max_depth": "4", "new_set": None}
+
+
+def test_params_are_ordered_differing_then_set_then_defaults() -> None:
+    differing = differing_params(AUTOLOG_PARAMS, AUTOLOG_BASELINE)
+    assert differing == {"learning_rate": "0.05", "max_depth": "2"}
+    assert order_params(AUTOLOG_PARAMS, differing) == [
+        "learning_rate",
+        "max_depth",
+        "eval_metric",
+        "n_estimators",
+        "random_state",
+        "booster",
+        "callbacks",
+        "colsample_bytree",
+        "gamma",
+        "interaction_constraints",
+        "missing",
+        "monotone_constraints",
+        "reg_alpha",
+        "tree_method",
+    ]
+
+
+def test_card_marks_the_params_that_differ_from_the_baseline_with_its_value() -> None:
+    summary = _summary(params=AUTOLOG_PARAMS, baseline=BASELINE)
+    lines = _params_text(summary, AUTOLOG_BASELINE).split("\n")
+    assert lines[:6] == [
+        PARAMS_DIFFER_TITLE,
+        f"• {DIFFERS_MARK} learning_rate = `0.2` ← `0.05`",
+        f"• {DIFFERS_MARK} max_depth = `4` ← `2`",
+        "• eval_metric = `logloss`",
+        "• n_estimators = `40`",
+        "• random_state = `7`",
+    ]
+    assert lines[6:] == [
+        "• booster = `None`",
+        "• callbacks = `[]`",
+        "• colsample_bytree = `None`",
+        "• gamma = `None`",
+        "• interaction_constraints = ``",
+        "• missing = `nan`",
+        "• monotone_constraints = `{}`",
+        f"_…and {len(AUTOLOG_PARAMS) - CARD_PARAMS} more in the thread._",
+    ]
+    assert PARAMS_DIFFER_TITLE == "*Params* (:small_orange_diamond: differs from the baseline: ← its value)"
+
+
+def test_a_param_the_baseline_did_not_log_is_marked_as_such() -> None:
+    summary = _summary(params={"depth": "6", "dropout": "0.2", "extra": "None"}, baseline=BASELINE)
+    assert _params_text(summary, {"depth": "6"}).split("\n") == [
+        PARAMS_DIFFER_TITLE,
+        f"• {DIFFERS_MARK} dropout = `0.2` ← _not logged_",
+        "• depth = `6`",
+        "• extra = `None`",
+    ]
+
+
+def test_without_a_baseline_set_params_come_first_then_defaults() -> None:
+    summary = _summary(params=AUTOLOG_PARAMS)
+    for baseline_params in (None, AUTOLOG_BASELINE):  # params without a baseline run are not compared
+        lines = _params_text(summary, baseline_params).split("\n")
+        assert lines[:5] == [
+            PARAMS_TITLE,
+            "• eval_metric = `logloss`",
+            "• learning_rate = `0.2`",
+            "• max_depth = `4`",
+            "• n_estimators = `40`",
+        ]
+        assert DIFFERS_MARK not in "\n".join(lines)
+    # A baseline that is "none found" has no params to compare with either.
+    none_found = _summary(params=AUTOLOG_PARAMS, baseline=Baseline(reason=BaselineReason.NONE))
+    assert _params_text(none_found, AUTOLOG_BASELINE).split("\n")[0] == PARAMS_TITLE
+
+
+def test_same_params_as_the_baseline_say_so() -> None:
+    summary = _summary(params={"depth": "6", "lr": "0.1"}, baseline=BASELINE)
+    assert _params_text(summary, {"depth": "6.0", "lr": "0.1"}) == (
+        f"{PARAMS_SAME_TITLE}\n• depth = `6`\n• lr = `0.1`"
+    )
+    # A baseline that logged no params at all compares with nothing.
+    assert _params_text(summary, {}).split("\n")[0] == PARAMS_TITLE
+
+
+def test_plan_card_keeps_every_param_in_order_for_the_thread() -> None:
+    summary = _summary(params=AUTOLOG_PARAMS, baseline=BASELINE)
+    layout = plan_card(summary, [], AUTOLOG_BASELINE)
+    assert layout.compared
+    assert layout.param_order == order_params(AUTOLOG_PARAMS, layout.differing)
+    assert layout.params == layout.param_order[:CARD_PARAMS]
+    assert dict(layout.differing) == {"learning_rate": "0.05", "max_depth": "2"}
+
+
+def test_differing_values_are_escaped_and_cut() -> None:
+    summary = _summary(params={"p": "<!channel>"}, baseline=BASELINE)
+    text = _params_text(summary, {"p": "<@U1>" + "x" * 200})
+    assert "<!channel>" not in text and "<@U1>" not in text
+    line = text.split("\n")[1]
+    assert line.startswith(f"• {DIFFERS_MARK} p = `&lt;!channel&gt;` ← `&lt;@U1&gt;xx")
+    assert line.endswith("…`") and len(line.split(" ← `")[1]) == PARAM_VALUE_CHARS + 1  # and the closing `

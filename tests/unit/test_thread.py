@@ -7,25 +7,24 @@ from typing import Any
 
 import pytest
 
-from bot.models import ImageArtifact, RunSummary
+from bot.models import Baseline, BaselineReason, RunSummary
 from bot.reviews.card import CARD_PARAMS, plan_card
 from bot.reviews.thread import (
     BLOCKS_PER_MESSAGE,
     CHART_COMMENT,
     MAX_MESSAGES_PER_PART,
     NOTE_CONTINUED_TITLE,
+    PARAMS_DIFFER_NOTE,
     PARAMS_TITLE,
     build_chart_comment,
     build_note_continuation,
     build_overflow,
-    build_plots_comment,
 )
 from bot.slack import limits
 from bot.slack.message import SlackMessage
 
 RUN_ID = "0123456789abcdef0123456789abcdef"
 RUN_URL = f"http://mlflow:5000/#/experiments/1/runs/{RUN_ID}"
-MB = 1024 * 1024
 
 
 def _summary(**changes: Any) -> RunSummary:
@@ -65,6 +64,29 @@ def test_overflow_lists_every_param_and_metric_in_one_message_each() -> None:
     assert re.findall(r"^(param_\d{4}) +v\d+$", param_text, re.MULTILINE) == sorted(params)
     assert re.findall(r"^(metric_\d{3}) +\S+$", metric_text, re.MULTILINE) == sorted(metrics)
     assert "metric_005  1.25" in metric_text
+
+
+def test_overflow_lists_params_in_the_cards_order_with_the_baselines_values() -> None:
+    params = {f"p{i:02d}": "None" for i in range(CARD_PARAMS)} | {"max_depth": "6", "seed": "7", "eta": "0.3"}
+    summary = _summary(params=params, baseline=Baseline(reason=BaselineReason.PARENT, run_id="b" * 32))
+    layout = plan_card(summary, [], {"max_depth": "4", "seed": "7"})
+    (message,) = build_overflow(layout, summary)
+    assert message.blocks[0]["text"]["text"] == PARAMS_TITLE.format(n=len(params)) + PARAMS_DIFFER_NOTE
+    rows = message.blocks[1]["text"]["text"].removeprefix("```\n").removesuffix("\n```").split("\n")
+    defaults = [f"p{i:02d}" for i in range(CARD_PARAMS)]
+    assert [r.split()[0] for r in rows] == ["eta", "max_depth", "seed", *defaults]
+    assert rows[:3] == [
+        "eta        0.3  ← (not logged)",
+        "max_depth  6  ← 4",
+        "seed       7",
+    ]
+    # Without a baseline: set params first, the defaults after them, no arrows.
+    plain = _summary(params=params)
+    (message,) = build_overflow(plan_card(plain, []), plain)
+    assert message.blocks[0]["text"]["text"] == PARAMS_TITLE.format(n=len(params))
+    text = message.blocks[1]["text"]["text"]
+    assert re.findall(r"^(\w+) ", text, re.MULTILINE)[:4] == ["eta", "max_depth", "seed", "p00"]
+    assert "←" not in text
 
 
 def test_overflow_only_for_what_was_cut() -> None:
@@ -176,20 +198,3 @@ def test_chart_comment_with_many_omitted_stays_within_a_section() -> None:
     assert "<" not in comment
     # Never cut inside an entity.
     assert re.search(r"&(?!amp;|lt;|gt;)", comment) is None
-
-
-def test_plots_comment() -> None:
-    shown = [ImageArtifact(path="roc.png", size=10)]
-    too_big = [ImageArtifact(path="<!channel>.png", size=9 * MB)]
-    not_shown = [ImageArtifact(path=f"plot{i}.png", size=1) for i in range(12)]
-    assert build_plots_comment(shown, [], [], 5 * MB) == ":frame_with_picture: Plots logged with the run (1)."
-    comment = build_plots_comment(shown, too_big, not_shown, 5 * MB)
-    expected_not_shown = ", ".join(f"`plot{i}.png`" for i in range(10))
-    assert comment == (
-        ":frame_with_picture: Plots logged with the run (1)."
-        " Skipped (over 5 MB): `&lt;!channel&gt;.png`."
-        f" Not shown (12 more): {expected_not_shown}."
-    )
-    assert (
-        len(build_plots_comment([], too_big * 10, [ImageArtifact(path="p" * 900, size=1)] * 10, MB)) <= 3000
-    )
