@@ -10,7 +10,7 @@ from urllib.parse import unquote, urlparse
 from bot.compare.rules import MAX_COMPARED, MIN_COMPARED
 from bot.errors import BadReference
 from bot.ids import COMMAND
-from bot.models import RefKind, RunRef
+from bot.models import Direction, RefKind, RunRef
 from bot.slack.mrkdwn import escape, truncate
 
 SHOWN_INPUT_CHARS = 120
@@ -20,6 +20,10 @@ _RUNS_URI_RE = re.compile(r"^runs:/([^/]+)(?:/.*)?$")
 _MODELS_URI_RE = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>[^/@]+)|@(?P<alias>[^/@]+))/?$")
 # Names echoed back in messages must not be able to format, mention or link.
 _UNSAFE_NAME_RE = re.compile(r"[<>&`\n\r]")
+# `/review leaderboard <experiment> valid-l2:min`: which way the metric improves, said with it.
+_METRIC_WAY_RE = re.compile(r"^(?P<metric>.+):(?P<way>max|min)$", re.IGNORECASE)
+_RANK_WAY_RE = re.compile(r"^:(?:max|min)$", re.IGNORECASE)
+_RANK_WAYS = {"max": Direction.MAX, "min": Direction.MIN}
 # Slack wraps links in command text as <url> or <url|label> when "escape links" is on.
 _SLACK_LINK_RE = re.compile(r"^<([^|>]+)(?:\|[^>]*)?>$")
 
@@ -33,8 +37,9 @@ USAGE = (
     "The card names its baseline (the deployed champion, the parent run or the best earlier run); "
     f"`{COMMAND} <run> --baseline <run>` picks it yourself.\n"
     f"`{COMMAND} compare <run> <run> […]` compares 2 to {MAX_COMPARED} runs side by side.\n"
-    f"`{COMMAND} leaderboard <experiment> [metric] [n]` lists an experiment's best runs "
-    "(by `PRIMARY_METRIC` unless you name a metric; 10 unless you give `n`).\n"
+    f"`{COMMAND} leaderboard <experiment> [metric[:max|:min]] [n]` lists an experiment's best runs "
+    "(by `PRIMARY_METRIC` unless you name a metric; `:max` or `:min` says which way it improves when the "
+    "bot does not know; 10 unless you give `n`).\n"
     f"`{COMMAND} schedule <run> <when>` schedules its review meeting (`tomorrow 3pm`, `next tuesday 10:30`, "
     "`in 2 hours`, `2026-12-01 15:00`; in your Slack timezone).\n"
     f"`{COMMAND} agenda` lists the reviews still pending; `{COMMAND} agenda <when>` schedules them all "
@@ -65,6 +70,7 @@ class LeaderboardCommand:
 
     words: tuple[str, ...]
     limit: int = 10
+    direction: Direction | None = None  # `val_l2:min`: the last word is the metric, ranked this way
 
 
 @dataclass(frozen=True)
@@ -93,8 +99,9 @@ COMPARE_COUNT = (
 )
 COMPARE_TWICE = ":thinking_face: `{ref}` is named twice; compare different runs."
 LEADERBOARD_USAGE = (
-    f":thinking_face: Usage: `{COMMAND} leaderboard <experiment name or id> [metric] [n]`, for example "
-    f"`{COMMAND} leaderboard fraud-detection val_auc 5`."
+    f":thinking_face: Usage: `{COMMAND} leaderboard <experiment name or id> [metric[:max|:min]] [n]`, "
+    f"for example `{COMMAND} leaderboard fraud-detection val_auc 5` or "
+    f"`{COMMAND} leaderboard fraud-detection valid-l2:min`."
 )
 LEADERBOARD_LIMIT = f":thinking_face: `n` is how many runs to list: 1 to {LEADERBOARD_MAX}, got {{n}}."
 BASELINE_USAGE = (
@@ -184,7 +191,14 @@ def _leaderboard(text: str) -> LeaderboardCommand:
         limit = int(words.pop())
         if not 1 <= limit <= LEADERBOARD_MAX:
             raise BadReference(LEADERBOARD_LIMIT.format(n=limit))
-    return LeaderboardCommand(words=tuple(words), limit=limit)
+    direction = None
+    if len(words) > 2 and _RANK_WAY_RE.match(words[-1]):  # `valid-l2 :min`
+        words[-2:] = [words[-2] + words[-1]]
+    match = _METRIC_WAY_RE.match(words[-1]) if len(words) > 1 else None
+    if match:
+        words[-1] = match.group("metric")
+        direction = _RANK_WAYS[match.group("way").lower()]
+    return LeaderboardCommand(words=tuple(words), limit=limit, direction=direction)
 
 
 def parse_ref(raw: str) -> RunRef:

@@ -201,6 +201,9 @@ class Baseline(_Frozen):
     metric: str = ""  # BEST_EARLIER, *_SIBLING: the metric it was best by; NONE: PRIMARY_METRIC or ""
     parent_name: str = ""  # *_SIBLING: the sweep's parent run
     parent_url: str = ""
+    # NONE: PRIMARY_METRIC is set but which way it improves is not known (or it is bookkeeping), so no
+    # earlier run can be called the best by it.
+    unranked: bool = False
 
 
 class SweepBest(_Frozen):

@@ -30,7 +30,12 @@ LEADERBOARD_CONTEXT = "Top {n} runs by `{metric}`, {way} · {experiment}"
 LEADERBOARD_ROW = "*{rank}.* {run} · `{metric}` *{value}*"
 REVIEW_BUTTON = "Review"
 ROW_PARAMS = 3
-WAYS = {Direction.MAX: "higher is better", Direction.MIN: "lower is better", Direction.NEUTRAL: "as logged"}
+WAYS = {
+    Direction.MAX: "higher is better",
+    Direction.MIN: "lower is better",
+    Direction.NEUTRAL: "as logged",
+    Direction.UNKNOWN: "as logged",  # never ranked: the service asks for a direction first
+}
 UNKNOWN_EXPERIMENT = (
     ":mag: MLflow has no experiment named or numbered `{name}`. Check the name in the MLflow UI "
     "(names are case-sensitive; put a name with spaces in quotes)."
@@ -39,6 +44,12 @@ NO_RUNS = ":open_file_folder: Experiment `{name}` has no runs yet, so there is n
 NO_METRIC_GIVEN = (
     ":thinking_face: Which metric? `PRIMARY_METRIC` is not set, so name one: "
     f"`{COMMAND} leaderboard {{name}} <metric>`. Metrics logged in `{{name}}`: {{metrics}}."
+)
+NO_DIRECTION = (
+    ":thinking_face: Which way is better for `{metric}`? The bot does not know, and ranking by a guess could "
+    "put the worst run first, so nothing was posted. Say it with the metric: "
+    f"`{COMMAND} leaderboard {{name}} {{metric}}:max` (higher is better) or `{{metric}}:min` (lower is "
+    "better); `METRIC_DIRECTIONS` sets it for good."
 )
 UNKNOWN_METRIC = ":mag: No run in `{name}` logged `{metric}`. Metrics logged there: {metrics}."
 NO_METRICS_AT_ALL = "_none_"

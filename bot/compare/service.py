@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import NoReturn
 
 from bot import charts
 from bot.commands import COMPARE_TWICE, CompareCommand, LeaderboardCommand
@@ -24,6 +25,7 @@ from bot.compare.blocks import (
     build_comparison,
 )
 from bot.compare.leaderboard import (
+    NO_DIRECTION,
     NO_METRIC_GIVEN,
     NO_RUNS,
     UNKNOWN_EXPERIMENT,
@@ -144,7 +146,7 @@ class ComparisonService:
 
     def leaderboard(self, command: LeaderboardCommand) -> SlackMessage:
         """The experiment's top runs by the metric; unknown experiment, metric or no runs: explained."""
-        experiment, metric = self._experiment_and_metric(command.words)
+        experiment, metric = self._experiment_and_metric(command.words, command.direction is not None)
         experiment_id, name = experiment
         metric = metric or (self.primary_metric.key if self.primary_metric else None)
         if metric is None:
@@ -152,22 +154,34 @@ class ComparisonService:
             if not count:
                 raise NotFound(NO_RUNS.format(name=_shown(name)))
             raise BadReference(NO_METRIC_GIVEN.format(name=_shown(name), metrics=metric_names(keys)))
-        direction = self._direction(metric)
+        direction = command.direction or self._direction(metric)
+        if direction is Direction.UNKNOWN:
+            # Ranking by a guess could put the worst run first: ask, unless no run logged it at all.
+            if not self.experiments.top_runs(experiment_id, name, metric, Direction.MAX, 1):
+                self._no_runs_with(experiment_id, name, metric)
+            raise BadReference(NO_DIRECTION.format(name=_shown(_quoted(name)), metric=_shown(metric)))
         runs = self.experiments.top_runs(experiment_id, name, metric, direction, command.limit)
         if not runs:
-            keys, count = self.experiments.metric_keys(experiment_id)
-            if not count:
-                raise NotFound(NO_RUNS.format(name=_shown(name)))
-            raise NotFound(
-                UNKNOWN_METRIC.format(name=_shown(name), metric=_shown(metric), metrics=metric_names(keys))
-            )
+            self._no_runs_with(experiment_id, name, metric)
         return build_leaderboard(
             name, experiment_url(self.runs.ui_url, experiment_id), metric, direction, runs
         )
 
-    def _experiment_and_metric(self, words: Sequence[str]) -> tuple[tuple[str, str], str | None]:
-        """The whole text as an experiment name first; else all but the last word, which is the metric."""
-        tries: list[tuple[str, str | None]] = [(" ".join(words), None)]
+    def _no_runs_with(self, experiment_id: str, name: str, metric: str) -> NoReturn:
+        """Raise what the person is told when no run of the experiment logged `metric`."""
+        keys, count = self.experiments.metric_keys(experiment_id)
+        if not count:
+            raise NotFound(NO_RUNS.format(name=_shown(name)))
+        raise NotFound(
+            UNKNOWN_METRIC.format(name=_shown(name), metric=_shown(metric), metrics=metric_names(keys))
+        )
+
+    def _experiment_and_metric(
+        self, words: Sequence[str], metric_given: bool = False
+    ) -> tuple[tuple[str, str], str | None]:
+        """The whole text as an experiment name first; else all but the last word, which is the metric
+        (only that when the metric came with its direction: `valid-l2:min`)."""
+        tries: list[tuple[str, str | None]] = [] if metric_given else [(" ".join(words), None)]
         if len(words) > 1:
             tries.append((" ".join(words[:-1]), words[-1]))
         for name, metric in tries:
@@ -215,6 +229,11 @@ class ComparisonPublisher:
 def _present(item: ThreadItem | None) -> Iterator[ThreadItem]:
     if item is not None:
         yield item
+
+
+def _quoted(name: str) -> str:
+    """An experiment name as typed back into the command: in quotes when it has spaces."""
+    return f'"{name}"' if any(c.isspace() for c in name) else name
 
 
 def _shown(text: str) -> str:

@@ -15,7 +15,7 @@ import pytest
 from bot.commands import COMPARE_COUNT
 from bot.compare.baseline_line import BASELINE_FIELD, NO_BASELINE_NO_PRIMARY
 from bot.compare.blocks import DELTAS_TEXT
-from bot.compare.leaderboard import REVIEW_BUTTON
+from bot.compare.leaderboard import NO_DIRECTION, REVIEW_BUTTON
 from bot.ids import ActionId
 from bot.tags import BASELINE as BASELINE_TAG
 from tests import support
@@ -353,6 +353,30 @@ def test_leaderboard_by_a_named_metric_lower_is_better(
     rows = [json.loads(b["accessory"]["value"])["run_id"] for b in board["blocks"] if b.get("accessory")]
     assert rows == [ids["lb-95"], ids["lb-90"], ids["lb-85"], ids["lb-80"]]
     assert "lower is better" in blocks_text(board)
+
+
+def test_leaderboard_by_a_metric_of_unknown_direction_asks_which_way_and_posts_nothing(
+    bot, slack, eventually, leaderboard_experiment
+) -> None:
+    name, ids = leaderboard_experiment
+    url = slack.new_response_url()
+    bot.command(f'leaderboard "{name}" other', url, user=support.CAROL)
+    text = eventually(lambda: response_texts(slack, url)[0])
+    assert text == NO_DIRECTION.format(name=f'"{name}"', metric="other")
+    response = [r for r in slack.responses if r.get("_url") == url][0]
+    assert response.get("response_type") == "ephemeral"
+    # The answer to the question, the same way: ranked as told, lowest first.
+    bot.command(f'leaderboard "{name}" val_auc:min', slack.new_response_url())
+    board = eventually(
+        lambda: [
+            b
+            for b in _posted(slack, support.DEV_CHANNEL, f"Leaderboard of {name} by val_auc")
+            if "lower is better" in blocks_text(b)
+        ][0]
+    )
+    rows = [json.loads(b["accessory"]["value"])["run_id"] for b in board["blocks"] if b.get("accessory")]
+    assert rows == [ids["lb-80"], ids["lb-85"], ids["lb-90"], ids["lb-95"]]
+    assert not _posted(slack, support.DEV_CHANNEL, f"Leaderboard of {name} by other")
 
 
 def test_leaderboard_by_experiment_id_without_quotes(bot, slack, runs, eventually) -> None:

@@ -19,7 +19,7 @@ from bot.commands import (
 )
 from bot.errors import BadReference
 from bot.ids import COMMAND
-from bot.models import RefKind, RunRef
+from bot.models import Direction, RefKind, RunRef
 
 RUN_ID = "0123456789abcdef0123456789abcdef"
 UI_URL = f"http://mlflow:5000/#/experiments/1/runs/{RUN_ID}"
@@ -237,6 +237,23 @@ def test_compare_refuses_the_same_run_twice_and_bad_references() -> None:
 )
 def test_leaderboard(text: str, words: tuple[str, ...], limit: int) -> None:
     assert parse_command(text) == LeaderboardCommand(words=words, limit=limit)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("leaderboard fraud valid-l2:min", LeaderboardCommand(("fraud", "valid-l2"), 10, Direction.MIN)),
+        ("leaderboard fraud foo_metric:MAX 5", LeaderboardCommand(("fraud", "foo_metric"), 5, Direction.MAX)),
+        (
+            'leaderboard "fraud detection" aic :min',
+            LeaderboardCommand(("fraud detection", "aic"), 10, Direction.MIN),
+        ),
+        ("leaderboard fraud:max", LeaderboardCommand(("fraud:max",), 10)),  # one word: the experiment
+        ("leaderboard fraud l2:up", LeaderboardCommand(("fraud", "l2:up"), 10)),  # not a direction
+    ],
+)
+def test_leaderboard_metric_with_its_direction(text: str, expected: LeaderboardCommand) -> None:
+    assert parse_command(text) == expected
 
 
 @pytest.mark.parametrize(("text", "message"), [("leaderboard", LEADERBOARD_USAGE), ("leaderboard x 0", None)])

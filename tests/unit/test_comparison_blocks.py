@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 from typing import Any
 
 import pytest
@@ -14,7 +15,10 @@ from bot.compare.baseline_line import BASELINE_FIELD, NO_BASELINE, NO_BASELINE_N
 from bot.compare.blocks import (
     DELTAS_TEXT,
     DIFFERENT_EXPERIMENTS,
+    DIRECTION_HINT,
+    NO_KNOWN_DIRECTION,
     NO_PARAMS_DIFFER,
+    NON_FINITE_HINT,
     TABLE_IN_THREAD,
     build_baseline_comparison,
     build_comparison,
@@ -84,6 +88,11 @@ CHAMPION = Baseline(
         (Baseline(reason=BaselineReason.NONE, metric="val_auc"), NO_BASELINE),
         (Baseline(reason=BaselineReason.NONE), NO_BASELINE_NO_PRIMARY),
         (
+            Baseline(reason=BaselineReason.NONE, metric="foo_metric", unranked=True),
+            "_none: no deployed version or parent run, and no best earlier run: which way `foo_metric` "
+            "improves is not known (set `PRIMARY_METRIC=foo_metric:max` or `:min`)_",
+        ),
+        (
             Baseline(reason=BaselineReason.PARENT, run_id="c" * 32, run_name="<!channel>"),
             "vs parent run `&lt;!channel&gt;`",
         ),
@@ -129,6 +138,50 @@ def test_baseline_comparison_by_value() -> None:
         "seed   —         1\n"
         "```",
     ]
+
+
+def test_baseline_comparison_says_what_it_did_not_judge_and_why_once() -> None:
+    candidate = _run(
+        1, metrics={"train-l2": 0.3, "foo_metric": 2.0, "bar_metric": 1.0, "grad_norm": sys.float_info.max}
+    )
+    baseline = _run(2, metrics={"train-l2": 0.1, "foo_metric": 1.0, "bar_metric": 3.0, "grad_norm": 1.0})
+    (message,) = build_baseline_comparison(candidate, baseline, CHAMPION, {})
+    assert message.blocks[1]["text"]["text"] == (
+        "0 better, 1 worse, 0 unchanged, 3 not judged\n"
+        "```\n"
+        "metric      this run  baseline  change  %\n"
+        "bar_metric  1         3         -2      -66.7%  not judged\n"
+        "foo_metric  2         1         +1      +100%   not judged\n"
+        "grad_norm   inf       1         —               not judged\n"
+        "train-l2    0.3       0.1       +0.2    +200%   worse\n"
+        "```\n"
+        + DIRECTION_HINT.format(keys="`bar_metric`, `foo_metric`", example="bar_metric")
+        + "\n"
+        + NON_FINITE_HINT.format(keys="`grad_norm`")
+        + "\n*Params that differ* (0)\n"
+        + NO_PARAMS_DIFFER
+    )
+    # METRIC_DIRECTIONS judges them, and the hint goes.
+    (told,) = build_baseline_comparison(candidate, baseline, CHAMPION, {"*_metric": Direction.MAX})
+    assert "1 better, 2 worse" in _texts(told)
+    assert "the bot does not know" not in _texts(told)
+
+
+def test_best_per_metric_leaves_unknown_directions_out_and_says_so() -> None:
+    runs = [
+        _run(1, metrics={"valid_0-l2": 0.3, "foo_metric": 5.0, "epoch": 9.0}),
+        _run(2, metrics={"valid_0-l2": 0.2, "foo_metric": 1.0, "epoch": 3.0}),
+    ]
+    built = build_comparison(runs, {})
+    sections = [b["text"]["text"] for b in built.message.blocks if b["type"] == "section"]
+    assert sections[1] == (
+        "*Best per metric*\n• *valid_0-l2* (lower is better): *B* `0.2`\n"
+        + DIRECTION_HINT.format(keys="`foo_metric`", example="foo_metric")
+    )
+    only_unknown = build_comparison([_run(1, metrics={"foo": 1.0}), _run(2, metrics={"foo": 2.0})], {})
+    assert DIRECTION_HINT.format(keys="`foo`", example="foo") in _texts(only_unknown.message)
+    bookkeeping = build_comparison([_run(1, metrics={"epoch": 1.0}), _run(2, metrics={"epoch": 2.0})], {})
+    assert NO_KNOWN_DIRECTION in _texts(bookkeeping.message)
 
 
 def test_baseline_comparison_says_when_no_param_differs() -> None:
