@@ -131,6 +131,8 @@ def _base_and_measure(rest: str) -> tuple[str, str, str]:
     if len(parts) > 1 and (_VERSION.match(parts[1]) or parts[-1].lower() in EVALUATE_AGGREGATIONS):
         stat = parts[-1].lower() if parts[-1].lower() in EVALUATE_AGGREGATIONS else ""
         return rest, parts[0], stat
+    if len(parts) > 1 and known_direction(parts[0]) is not None:  # `grad_norm/layer00`, `accuracy/class_1`
+        return rest, parts[0], ""
     match = _LIGHTNING.match(rest)
     if match and _is_metric(match.group("rest")):
         measure = match.group("rest")

@@ -46,7 +46,7 @@ HIGHER_IS_BETTER = _names(
     adjusted_rand_score rand_score adjusted_mutual_info_score mutual_info_score
     normalized_mutual_info_score homogeneity_score completeness_score v_measure_score
     fowlkes_mallows_score silhouette_score calinski_harabasz_score
-    llf llr fvalue
+    llf llr fvalue log_likelihood loglikelihood loglik
     bleu sacrebleu bleu_score sacre_bleu_score chrf meteor rouge1 rouge2 rougel rougelsum bertscore
     exact_match exact word_info_preserved psnr ssim inception_score
     answer_similarity answer_correctness faithfulness answer_relevance relevance
@@ -67,7 +67,8 @@ LOWER_IS_BETTER = _names(
     mean_absolute_error mean_squared_error root_mean_squared_error mean_squared_log_error
     root_mean_squared_log_error mean_squared_logarithmic_error median_absolute_error max_error
     mean_absolute_percentage_error mean_poisson_deviance mean_gamma_deviance mean_tweedie_deviance
-    mean_pinball_loss logcosh log_cosh log_cosh_error hinge squared_hinge categorical_hinge
+    neg_log_likelihood negative_log_likelihood mean_pinball_loss
+    logcosh log_cosh log_cosh_error hinge squared_hinge categorical_hinge
     hinge_loss hamming_loss zero_one_loss brier brier_score brier_score_loss brierscore
     coverage_error label_ranking_loss davies_bouldin_score hamming_distance calibration_error
     poisson-nloglik gamma-nloglik cox-nloglik gamma-deviance tweedie-nloglik aft-nloglik

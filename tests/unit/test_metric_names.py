@@ -146,6 +146,10 @@ DIRECTIONS = {
     "train_acc_step": MAX,
     "val_auroc": MAX,
     "lr-Adam": NEUTRAL,
+    "grad_norm/layer00": NEUTRAL,
+    "accuracy/class_1": MAX,
+    "log_likelihood": MAX,
+    "neg_log_likelihood": MIN,  # a loss, not a negated scorer
     "global_step": NEUTRAL,
     # Hugging Face transformers Trainer
     "eval_loss": MIN,
