@@ -31,6 +31,7 @@ from bot.services import Services
 from bot.slack.outbox import Outbox
 from bot.slack.people import People
 from bot.store import create_store
+from bot.sweeps.service import SweepReader
 from bot.votes.service import VoteService
 from handlers.webhooks import create_webhook_app
 
@@ -66,6 +67,13 @@ def create_preparer(settings: Settings, mlflow: MlflowAccess) -> ReviewPreparer:
         max_image_bytes=settings.max_image_bytes,
         required_approvals=settings.required_approvals,
         metric_directions=settings.metric_directions,
+        registry=mlflow.registry,
+        sweeps=SweepReader(
+            mlflow.experiments,
+            mlflow.runs.ui_url,
+            primary_metric=settings.primary_metric,
+            metric_directions=settings.metric_directions,
+        ),
     )
 
 

@@ -26,7 +26,7 @@ from bot.meetings.blocks import (
 )
 from bot.meetings.rules import BadWhen, IcsMethod, build_ics, ics_uid, new_ics_uid, parse_when
 from bot.mlflow.records import ReviewRecords
-from bot.mlflow.runs import Runs
+from bot.mlflow.runs import Runs, baseline_params
 from bot.models import Meeting, ReviewStatus, RunRef, RunSummary
 from bot.reviews.card import build_review_card
 from bot.scheduler import LeaderScheduler
@@ -359,6 +359,7 @@ class MeetingService:
             requested_by=review.requested_by,
             key_metrics=self.key_metrics,
             required_approvals=self.required_approvals,
+            baseline_params=baseline_params(self.runs, summary.baseline),  # what differs stays first
         )
         self.outbox.update(
             review.slack_channel, review.slack_ts, card, what=f"the card of run {summary.run_id}"

@@ -6,26 +6,76 @@ becomes a RunSummary.
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from bot import tags
-from bot.errors import NotFound
+from bot.errors import NotFound, ReviewBotError
 from bot.mlflow.client import Mlflow, ms_to_datetime
 from bot.mlflow.registry import Registry
 from bot.mlflow.urls import experiment_url, run_url
-from bot.models import DatasetInput, ModelVersionRef, RefKind, RunRef, RunSummary
+from bot.models import Baseline, DatasetInput, ModelVersionRef, RefKind, RunRef, RunSummary
 from bot.signature import Verifier
+from bot.slack.mrkdwn import escape
+
+log = logging.getLogger(__name__)
 
 READ_THREADS = 8
 SEARCH_PAGE = 500
 MAX_EXPERIMENTS = 1000
+# Kept in this process for a short time, so a card needs one MLflow request before it is posted:
+# an experiment's name (and whether it was deleted) almost never changes, and a run's params only grow
+# while it runs (MLflow refuses to change a logged param).
+EXPERIMENT_TTL_SECONDS = 60.0
+PARAMS_TTL_SECONDS = 600.0
+CACHED_ENTRIES = 1024
 
 NOT_FROM_A_RUN = ":mag: {what} was not logged from an MLflow run, so there is nothing to review."
 DELETED_RUN = ":wastebasket: Run `{run_id}` was deleted in MLflow. Restore it there to review it."
 DELETED_COMPARED_RUN = ":wastebasket: Run `{run_id}` was deleted in MLflow."
+# Deleting an experiment marks its runs deleted too: say which was deleted, and what brings it back.
+DELETED_EXPERIMENT = (
+    ":wastebasket: Experiment {name} was deleted in MLflow (restore it to review its runs): "
+    "run `{run_id}` is in it."
+)
 
 Run = Any  # an mlflow.entities.Run
+T = TypeVar("T")
+
+
+class Recent(Generic[T]):
+    """Values read lately, each kept `ttl` seconds, the oldest dropped past `size`. Thread-safe."""
+
+    def __init__(self, ttl: float, size: int = CACHED_ENTRIES, clock: Callable[[], float] = time.monotonic):
+        self.ttl, self.size, self.clock = ttl, size, clock
+        self._entries: OrderedDict[str, tuple[float, T]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> T | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or self.clock() - entry[0] > self.ttl:
+                return None
+            return entry[1]
+
+    def put(self, key: str, value: T) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+            self._entries[key] = (self.clock(), value)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+
+@dataclass(frozen=True)
+class ExperimentInfo:
+    name: str
+    deleted: bool
 
 
 def run_name(run: Run) -> str:
@@ -64,6 +114,7 @@ def summary_from_run(
         meeting=tags.meeting_from_tags(info.run_id, run_tags),
         baseline=tags.baseline_from_tags(run_tags),
         parent_run_id=run_tags.get(tags.PARENT_RUN, ""),
+        sweep=tags.sweep_from_tags(run_tags),
     )
 
 
@@ -84,10 +135,24 @@ def _datasets(run: Run) -> list[DatasetInput]:
     return result
 
 
+def baseline_params(runs: Runs, baseline: Baseline | None) -> dict[str, str] | None:
+    """The params of a card's baseline run, to show what differs from them; None without a baseline run,
+    or when they cannot be read (logged): the card then lists the params unmarked."""
+    if baseline is None or not baseline.run_id:
+        return None
+    try:
+        return runs.params_of(baseline.run_id)
+    except ReviewBotError as exc:
+        log.warning("the params of baseline run %s could not be read: %s", baseline.run_id, exc)
+        return None
+
+
 class Runs:
     def __init__(self, mlflow: Mlflow, registry: Registry) -> None:
         self.mlflow = mlflow
         self.registry = registry
+        self._experiments: Recent[ExperimentInfo] = Recent(EXPERIMENT_TTL_SECONDS)
+        self._params: Recent[dict[str, str]] = Recent(PARAMS_TTL_SECONDS)
 
     @property
     def ui_url(self) -> str:
@@ -109,18 +174,47 @@ class Runs:
             raise NotFound(NOT_FROM_A_RUN.format(what=ref.describe()))
         return run_id
 
-    def run_summary(self, run_id: str) -> RunSummary:
-        run = self.mlflow.call(f"run `{run_id}`", lambda: self.mlflow.tracking.get_run(run_id))
-        if run.info.lifecycle_stage == "deleted":
-            raise NotFound(DELETED_RUN.format(run_id=run_id))
+    def _experiment(self, run: Run) -> Any:
         experiment = self.mlflow.call(
             f"experiment {run.info.experiment_id}",
             lambda: self.mlflow.tracking.get_experiment(run.info.experiment_id),
         )
+        self._experiments.put(
+            run.info.experiment_id, ExperimentInfo(experiment.name, experiment.lifecycle_stage == "deleted")
+        )
+        return experiment
+
+    def _experiment_info(self, run: Run) -> ExperimentInfo:
+        """The run's experiment as read in the last EXPERIMENT_TTL_SECONDS, else read now."""
+        cached = self._experiments.get(run.info.experiment_id)
+        if cached is not None:
+            return cached
+        experiment = self._experiment(run)
+        return ExperimentInfo(experiment.name, experiment.lifecycle_stage == "deleted")
+
+    def _deleted(self, run: Run, message: str) -> NotFound:
+        """What a deleted run is reported as: its experiment's deletion when that is what happened."""
+        experiment = self._experiment(run)
+        if experiment.lifecycle_stage == "deleted":
+            return NotFound(
+                DELETED_EXPERIMENT.format(name=f"`{escape(experiment.name)}`", run_id=run.info.run_id)
+            )
+        return NotFound(message.format(run_id=run.info.run_id))
+
+    def run_summary(self, run_id: str, *, with_model_versions: bool = True) -> RunSummary:
+        """One run, with its registered model versions unless `with_model_versions` is False (a card
+        posted before the registry is read: one `get_run`, its experiment's name mostly from memory)."""
+        run = self.mlflow.call(f"run `{run_id}`", lambda: self.mlflow.tracking.get_run(run_id))
+        if run.info.lifecycle_stage == "deleted":
+            raise self._deleted(run, DELETED_RUN)
+        self._params.put(run_id, dict(run.data.params))
+        experiment = self._experiment_info(run)
+        if experiment.deleted:  # a run MLflow did not mark when its experiment went
+            raise NotFound(DELETED_EXPERIMENT.format(name=f"`{escape(experiment.name)}`", run_id=run_id))
         return summary_from_run(
             run,
             experiment.name,
-            self.registry.model_versions_of(run_id),
+            self.registry.model_versions_of(run_id) if with_model_versions else [],
             self.mlflow.ui_url,
             self.mlflow.verifier,
         )
@@ -128,20 +222,22 @@ class Runs:
     def active_run(self, run_id: str) -> Run:
         run = self.mlflow.call(f"run `{run_id}`", lambda: self.mlflow.tracking.get_run(run_id))
         if run.info.lifecycle_stage == "deleted":
-            raise NotFound(DELETED_COMPARED_RUN.format(run_id=run_id))
+            raise self._deleted(run, DELETED_COMPARED_RUN)
+        self._params.put(run_id, dict(run.data.params))
         return run
+
+    def params_of(self, run_id: str) -> dict[str, str]:
+        """A run's params, as read in the last PARAMS_TTL_SECONDS, else read now (NotFound if deleted)."""
+        cached = self._params.get(run_id)
+        return dict(cached) if cached is not None else dict(self.active_run(run_id).data.params)
 
     def compared_summaries(self, run_ids: list[str]) -> list[RunSummary]:
         """Summaries of several runs, read in parallel, without model versions (a comparison does not
-        show them): one request per run and one per distinct experiment."""
+        show them): one request per run and one per distinct experiment not read lately."""
         with ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="mlflow-runs") as pool:
             runs = list(pool.map(self.active_run, run_ids))
-        names = {
-            experiment_id: self.mlflow.call(
-                f"experiment {experiment_id}", lambda e=experiment_id: self.mlflow.tracking.get_experiment(e)
-            ).name
-            for experiment_id in dict.fromkeys(run.info.experiment_id for run in runs)
-        }
+        first_of = {run.info.experiment_id: run for run in reversed(runs)}
+        names = {experiment_id: self._experiment_info(run).name for experiment_id, run in first_of.items()}
         return [
             summary_from_run(run, names[run.info.experiment_id], [], self.mlflow.ui_url, self.mlflow.verifier)
             for run in runs

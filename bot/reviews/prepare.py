@@ -5,18 +5,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+import logging
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 from bot import charts
 from bot.compare.baseline import BaselineFinder
 from bot.compare.blocks import OVERLAY_COMMENT, OVERLAY_TITLE, build_baseline_comparison, build_chart_upload
-from bot.errors import NotFound
+from bot.errors import MlflowRefused, MlflowUnavailable, ReviewBotError, log_unexpected
 from bot.mlflow.artifacts import Artifacts
 from bot.mlflow.histories import Histories
+from bot.mlflow.registry import Registry
 from bot.mlflow.runs import Runs
-from bot.models import Baseline, Direction, MetricSeries, RunRef, RunSummary
+from bot.models import Baseline, Direction, MetricSeries, ReviewState, RunRef, RunSummary
 from bot.reviews.card import CardLayout, build_review_card, plan_card
+from bot.reviews.plots import plan_plots
 from bot.reviews.thread import (
     CHART_TITLE,
     NO_HISTORY,
@@ -27,13 +32,42 @@ from bot.reviews.thread import (
 )
 from bot.slack.message import SlackMessage
 from bot.slack.outbox import FileUpload, ThreadItem, UploadFile
+from bot.sweeps.blocks import build_sweep_children
+from bot.sweeps.rules import SweepRanking, sweep_summary
+from bot.sweeps.service import SweepReader
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Said first in the thread when a read made after the card was posted failed: the card stands without it.
+REGISTRY_NOT_READ = (
+    ":warning: The card shows no registered model version of this run: the model registry could not be "
+    "read ({why}). Ask for the review again to retry."
+)
+BASELINE_NOT_READ = (
+    ":warning: This review has no baseline: it could not be looked up ({why}). The card names none and "
+    "marks no param as different; ask for the review again to retry."
+)
+SWEEP_NOT_READ = ":warning: The sweep's child runs could not be read ({why}), so they are not listed."
+MLFLOW_SILENT = "MLflow at `{uri}` did not answer"
+MLFLOW_REFUSED = "MLflow at `{uri}` refused the bot's account, HTTP {status}"
+UNEXPECTED_WHY = "an unexpected error, id {error_id}"
 
 
 @dataclass(frozen=True)
 class PreparedCard:
+    """A card and what its thread needs. `complete` is False for the card posted as soon as the run is
+    read (`ReviewPreparer.first_card`): no model versions, baseline or sweep yet."""
+
     summary: RunSummary
     layout: CardLayout
     card: SlackMessage
+    sweep: SweepRanking | None = None  # a sweep's parent: its children, for the thread
+    requested_by: str = ""
+    complete: bool = True
+    baseline_summary: RunSummary | None = None  # the baseline run as read for this card
+    notes: tuple[str, ...] = ()  # what could not be read, said first in the thread
+    baseline_params: Mapping[str, str] | None = field(default=None, repr=False)
 
 
 class ReviewPreparer:
@@ -49,8 +83,11 @@ class ReviewPreparer:
         max_image_bytes: int,
         required_approvals: int = 1,
         metric_directions: dict[str, Direction] | None = None,
+        sweeps: SweepReader | None = None,
+        registry: Registry,
     ) -> None:
         self.runs = runs
+        self.registry = registry  # the run's model versions, read after the card is out
         self.histories = histories
         self.artifacts = artifacts
         self.baselines = baselines
@@ -59,27 +96,131 @@ class ReviewPreparer:
         self.max_image_bytes = max_image_bytes
         self.required_approvals = required_approvals
         self.metric_directions = metric_directions or {}
+        self.sweeps = sweeps
 
     def card(self, ref: RunRef, requested_by: str, baseline: RunRef | None = None) -> PreparedCard:
-        summary = self.runs.run_summary(self.runs.resolve(ref))
-        summary = summary.model_copy(update={"baseline": self.baselines.choose(summary, baseline)})
-        layout = plan_card(summary, self.key_metrics)
+        """The complete card (what `review-bot preview` writes): `first_card`, then `complete`."""
+        return self.complete(self.first_card(ref, requested_by, baseline))
+
+    def first_card(self, ref: RunRef, requested_by: str, baseline: RunRef | None = None) -> PreparedCard:
+        """The card as soon as the run is read: one `get_run` (the experiment's name is mostly in memory),
+        so it is posted at about the cost of a `get_run` and a `chat.postMessage`. A baseline asked for
+        with `--baseline` is looked up here, so a wrong one posts nothing (NotFound or BadReference)."""
+        summary = self.runs.run_summary(self.runs.resolve(ref), with_model_versions=False)
+        chosen = self.baselines.choose(summary, baseline) if baseline is not None else None
+        return self._prepared(summary.model_copy(update={"baseline": chosen}), requested_by, complete=False)
+
+    def complete(self, first: PreparedCard) -> PreparedCard:
+        """The card with what `first_card` left out: the run's model versions, its baseline (with the
+        baseline's params, to mark what differs) and, for a sweep's parent, its children; the registry,
+        the baseline and the sweep are read in parallel. A failed read never raises: the card goes
+        without that part (a baseline that cannot be read is no baseline), and the thread says why."""
+        if first.complete:
+            return first
+        summary, notes = first.summary, list(first.notes)
+        with ThreadPoolExecutor(max_workers=3, thread_name_prefix="review-card") as pool:
+            sweep_read = pool.submit(self.sweeps.sweep_of, summary) if self.sweeps else None
+            versions_read = pool.submit(self.registry.model_versions_of, summary.run_id)
+            chosen = summary.baseline  # asked for with --baseline; else chosen while the registry is read,
+            # as for a run without model versions, and again for one with (what it would replace comes first)
+            chosen_read = pool.submit(self.baselines.choose, summary) if chosen is None else None
+            baseline_read = self._submit_baseline(pool, chosen)
+            versions = self._wait(versions_read, REGISTRY_NOT_READ, notes, summary.run_id)
+            summary = summary.model_copy(update={"model_versions": versions or []})
+            if chosen_read is not None:
+                if versions and self.baselines.deployment_aliases:
+                    chosen_read = pool.submit(self.baselines.choose, summary)
+                chosen = self._wait(chosen_read, BASELINE_NOT_READ, notes, summary.run_id)
+                baseline_read = self._submit_baseline(pool, chosen)
+            baseline_summary = None
+            if baseline_read is not None:
+                found = self._wait(baseline_read, BASELINE_NOT_READ, notes, summary.run_id)
+                baseline_summary = found[0] if found else None
+                chosen = chosen if found else None
+            summary = summary.model_copy(update={"baseline": chosen})
+            sweep, sweep_failed = None, False
+            if sweep_read is not None:
+                before = len(notes)
+                sweep = self._wait(sweep_read, SWEEP_NOT_READ, notes, summary.run_id)
+                sweep_failed = len(notes) > before
+        if sweep_read is not None and not sweep_failed:  # else the card keeps what the run's tags say
+            summary = summary.model_copy(update={"sweep": sweep_summary(sweep) if sweep else None})
+        return self._prepared(
+            summary,
+            first.requested_by,
+            complete=True,
+            baseline_summary=baseline_summary,
+            sweep=sweep,
+            notes=tuple(notes),
+        )
+
+    def _submit_baseline(
+        self, pool: ThreadPoolExecutor, baseline: Baseline | None
+    ) -> Future[list[RunSummary]] | None:
+        """Read the baseline run (for its params on the card, and the comparison in the thread)."""
+        if baseline is None or not baseline.run_id:
+            return None
+        return pool.submit(self.runs.compared_summaries, [baseline.run_id])
+
+    def rendered(self, prepared: PreparedCard, review: ReviewState | None) -> SlackMessage:
+        """The prepared card showing `review` (the request as just recorded, with any votes on it)."""
+        summary = prepared.summary.model_copy(update={"review": review})
+        return self._build(summary, prepared.requested_by, prepared.baseline_params)
+
+    def _prepared(
+        self,
+        summary: RunSummary,
+        requested_by: str,
+        *,
+        complete: bool,
+        baseline_summary: RunSummary | None = None,
+        sweep: SweepRanking | None = None,
+        notes: tuple[str, ...] = (),
+    ) -> PreparedCard:
+        params = baseline_summary.params if baseline_summary is not None else None
         return PreparedCard(
             summary,
-            layout,
-            build_review_card(
-                summary,
-                requested_by=requested_by,
-                key_metrics=self.key_metrics,
-                required_approvals=self.required_approvals,
-            ),
+            plan_card(summary, self.key_metrics, params),
+            self._build(summary, requested_by, params),
+            sweep,
+            requested_by=requested_by,
+            complete=complete,
+            baseline_summary=baseline_summary,
+            notes=notes,
+            baseline_params=params,
         )
+
+    def _build(
+        self, summary: RunSummary, requested_by: str, baseline_params: Mapping[str, str] | None
+    ) -> SlackMessage:
+        return build_review_card(
+            summary,
+            requested_by=requested_by,
+            key_metrics=self.key_metrics,
+            required_approvals=self.required_approvals,
+            baseline_params=baseline_params,
+        )
+
+    @staticmethod
+    def _wait(read: Future[T], note: str, notes: list[str], run_id: str) -> T | None:
+        """A read's result, or None with `note` (why it failed) added for the thread."""
+        try:
+            return read.result()
+        except ReviewBotError as exc:
+            log.warning("a read for the card of run %s failed: %s", run_id, exc)
+            notes.append(note.format(why=_why(exc)))
+        except Exception as exc:  # the card is out: a bug here must not leave it half done
+            error_id = log_unexpected(log, f"a read for the card of run {run_id}", exc)
+            notes.append(note.format(why=UNEXPECTED_WHY.format(error_id=error_id)))
+        return None
 
     def thread(self, prepared: PreparedCard) -> Iterator[ThreadItem]:
         """Thread items, most useful first, each made only when the previous one is sent."""
+        for note in prepared.notes:
+            yield SlackMessage(text=note)
         summary = prepared.summary
         baseline = summary.baseline
-        baseline_summary = self._baseline_summary(baseline)
+        baseline_summary = prepared.baseline_summary
         if baseline is None or baseline_summary is None:
             yield self._chart(summary)
         else:
@@ -92,20 +233,13 @@ class ReviewPreparer:
             overlay = self._overlay(summary, baseline_summary, histories)
             if overlay is not None:
                 yield overlay
+        if prepared.sweep is not None:
+            yield build_sweep_children(prepared.sweep)
         plots = self._plots(summary)
         if plots is not None:
             yield plots
         yield from build_note_continuation(prepared.layout, summary)
         yield from build_overflow(prepared.layout, summary)
-
-    def _baseline_summary(self, baseline: Baseline | None) -> RunSummary | None:
-        """The baseline run as it is now; None without one, or when it was deleted since the card was made."""
-        if baseline is None or not baseline.run_id:
-            return None
-        try:
-            return self.runs.compared_summaries([baseline.run_id])[0]
-        except NotFound:
-            return None
 
     def _chart(self, summary: RunSummary, histories: list[MetricSeries] | None = None) -> ThreadItem:
         if histories is None:
@@ -147,29 +281,25 @@ class ReviewPreparer:
         return build_chart_upload("baseline chart", OVERLAY_COMMENT, chart, "vs-baseline.png", title)
 
     def _plots(self, summary: RunSummary) -> FileUpload | None:
-        images = self.artifacts.list_images(summary.run_id)
-        if not images:
+        """The run's images (bot.reviews.plots says which and in which order), with a comment naming
+        every one that is not uploaded."""
+        plan = plan_plots(self.artifacts.list_images(summary.run_id), self.max_images, self.max_image_bytes)
+        if not (plan.upload or plan.too_big or plan.too_deep or plan.not_shown or plan.unlisted):
             return None
-        too_big = [a for a in images if a.size > self.max_image_bytes]
-        fitting = [a for a in images if a.size <= self.max_image_bytes]
-        shown, not_shown = fitting[: self.max_images], fitting[self.max_images :]
         files = []
-        for artifact in shown:
-            content = self.artifacts.download_artifact(summary.run_id, artifact.path)
+        for plot in plan.upload:
+            content = self.artifacts.download_artifact(summary.run_id, plot.artifact.path)
             if len(content) > self.max_image_bytes:  # the store did not report a size
-                too_big.append(artifact)
+                plan = plan.without(plot)
                 continue
-            files.append(
-                UploadFile(filename=artifact.path.rsplit("/", 1)[-1], title=artifact.path, content=content)
-            )
-        if not files:
-            return FileUpload(
-                name="plots", comment=build_plots_comment([], too_big, not_shown, self.max_image_bytes)
-            )
-        return FileUpload(
-            name="plots",
-            comment=build_plots_comment(
-                [a for a in shown if a not in too_big], too_big, not_shown, self.max_image_bytes
-            ),
-            files=files,
-        )
+            files.append(UploadFile(filename=plot.filename, title=plot.title, content=content))
+        return FileUpload(name="plots", comment=build_plots_comment(plan, self.max_image_bytes), files=files)
+
+
+def _why(exc: ReviewBotError) -> str:
+    """A failed read, in a few words for the thread (the error's own text says "nothing was posted")."""
+    if isinstance(exc, MlflowUnavailable):
+        return MLFLOW_SILENT.format(uri=exc.tracking_uri)
+    if isinstance(exc, MlflowRefused):
+        return MLFLOW_REFUSED.format(uri=exc.tracking_uri, status=exc.status)
+    return exc.user_message()

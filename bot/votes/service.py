@@ -21,10 +21,11 @@ from pydantic import ValidationError
 
 from bot.errors import MlflowUnavailable, ReviewBotError, log_unexpected
 from bot.mlflow.records import ReviewRecords
-from bot.mlflow.runs import Runs
+from bot.mlflow.runs import Runs, baseline_params
 from bot.models import ModelVersionRef, ReviewState, ReviewStatus, RunSummary, Via, VoteClick, VoteKind
 from bot.reviews.card import build_review_card
 from bot.reviews.card_index import CardIndex
+from bot.reviews.run_state import build_approval_caveat
 from bot.slack.advice import UNEXPECTED
 from bot.slack.outbox import Notify, Outbox
 from bot.slack.people import People
@@ -287,6 +288,9 @@ class VoteService:
             state = outcome.state
             if outcome.changed and outcome.line:
                 lines.append(DECISION_LINE.format(line=outcome.line))
+                caveat = build_approval_caveat(summary.status)
+                if caveat and click.kind is VoteKind.APPROVE and not click.withdrawing:
+                    messages.append((click, caveat))  # counted all the same: the voter knows what it was
             elif outcome.message and not click.withdrawing and not outcome.stale:
                 messages.append((click, outcome.message))
         return state, lines, messages
@@ -323,6 +327,7 @@ class VoteService:
             requested_by=summary.review.requested_by if summary.review else "",
             key_metrics=self.key_metrics,
             required_approvals=self.required_approvals,
+            baseline_params=baseline_params(self.runs, summary.baseline),  # what differs stays first
         )
         what = f"the card for run {summary.run_id}"
         if lines:  # first, so a card that shows the decision always has its line in the thread

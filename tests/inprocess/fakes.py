@@ -38,12 +38,13 @@ from bot import signature
 from bot import tags as bot_tags
 from bot.deployments import PRODUCTION_STAGE, DeployedVersion, deployment_markers
 from bot.errors import MlflowUnavailable, NotFound
-from bot.mlflow.artifacts import IMAGE_EXTENSIONS, MAX_ARTIFACT_DEPTH, SKIP_ARTIFACT_DIRS
+from bot.mlflow.artifacts import IMAGE_EXTENSIONS, SKIP_ARTIFACT_DIRS
 from bot.mlflow.client import NOT_FOUND, ms_to_datetime
-from bot.mlflow.experiments import METRIC_SAMPLE_RUNS
+from bot.mlflow.experiments import MAX_CHILDREN, METRIC_SAMPLE_RUNS
 from bot.mlflow.records import DISCUSSION_ARTIFACT, ReviewRecords
 from bot.mlflow.runs import (
     DELETED_COMPARED_RUN,
+    DELETED_EXPERIMENT,
     DELETED_RUN,
     NOT_FROM_A_RUN,
     Run,
@@ -51,6 +52,7 @@ from bot.mlflow.runs import (
 )
 from bot.mlflow.urls import model_version_url, run_url
 from bot.models import (
+    ArtifactImages,
     Direction,
     ImageArtifact,
     MetricSeries,
@@ -60,6 +62,7 @@ from bot.models import (
     RunRef,
     RunSummary,
 )
+from bot.slack.mrkdwn import escape
 from tests import support
 
 FAKE_TRACKING_URI = "http://mlflow.inprocess.test"
@@ -271,24 +274,32 @@ class FakeMlflow:
             raise NotFound(NOT_FROM_A_RUN.format(what=ref.describe()))
         return run_id
 
-    def run_summary(self, run_id: str) -> RunSummary:
+    def run_summary(self, run_id: str, *, with_model_versions: bool = True) -> RunSummary:
         self._read("run_summary")
         with self._lock:
             run = self._run(run_id)
-            if run.deleted:
-                raise NotFound(DELETED_RUN.format(run_id=run_id))
+            self._refuse_deleted(run, DELETED_RUN)
             entity, experiment = _entity(run), self._experiments[run.experiment_id]
-        return summary_from_run(
-            entity, experiment, self.model_versions_of(run_id), self._ui_url, self.verifier
-        )
+        versions = self.model_versions_of(run_id) if with_model_versions else []
+        return summary_from_run(entity, experiment, versions, self._ui_url, self.verifier)
+
+    def params_of(self, run_id: str) -> dict[str, str]:
+        return dict(self.active_run(run_id).data.params)
 
     def active_run(self, run_id: str) -> Run:
         self._read("active_run")
         with self._lock:
             run = self._run(run_id)
-            if run.deleted:
-                raise NotFound(DELETED_COMPARED_RUN.format(run_id=run_id))
+            self._refuse_deleted(run, DELETED_COMPARED_RUN)
             return _entity(run)
+
+    def _refuse_deleted(self, run: FakeRun, message: str) -> None:
+        """As Runs says it: a run in a deleted experiment (MLflow marks those deleted too), a deleted run."""
+        if run.experiment_id in self._deleted_experiments:
+            name = escape(self._experiments[run.experiment_id])
+            raise NotFound(DELETED_EXPERIMENT.format(name=f"`{name}`", run_id=run.run_id))
+        if run.deleted:
+            raise NotFound(message.format(run_id=run.run_id))
 
     def compared_summaries(self, run_ids: list[str]) -> list[RunSummary]:
         self._read("compared_summaries")
@@ -502,7 +513,7 @@ class FakeMlflow:
 
     # --- Artifacts ---------------------------------------------------------------------------------
 
-    def list_images(self, run_id: str) -> list[ImageArtifact]:
+    def list_images(self, run_id: str) -> ArtifactImages:
         self._read("list_images")
         with self._lock:
             artifacts = dict(self._run(run_id, what="artifacts").artifacts)
@@ -511,7 +522,7 @@ class FakeMlflow:
             for path, content in artifacts.items()
             if path.lower().endswith(IMAGE_EXTENSIONS) and _walked(path)
         ]
-        return sorted(found, key=lambda a: (a.path.count("/"), a.path))
+        return ArtifactImages(images=sorted(found, key=lambda a: (a.path.count("/"), a.path)))
 
     def download_artifact(self, run_id: str, path: str) -> bytes:
         self._read("download_artifact")
@@ -554,6 +565,16 @@ class FakeMlflow:
                 if run.status == "FINISHED" and (before is None or run.start_ms < before)
             ]
             return [_entity(run) for run in _ranked(finished, key, direction)[:limit]]
+
+    def child_runs(self, experiment_id: str, parent_run_id: str) -> tuple[list[Run], bool]:
+        self._read("child_runs")
+        with self._lock:
+            children = [
+                run
+                for run in self._active_runs(experiment_id)
+                if run.tags.get(bot_tags.PARENT_RUN) == parent_run_id
+            ]
+            return [_entity(run) for run in children[:MAX_CHILDREN]], len(children) > MAX_CHILDREN
 
     def metric_keys(self, experiment_id: str) -> tuple[list[str], int]:
         self._read("metric_keys")
@@ -672,9 +693,10 @@ def _ranked(runs: list[FakeRun], key: str, direction: Direction) -> list[FakeRun
 
 
 def _walked(path: str) -> bool:
-    """Whether Artifacts.list_images would reach this file: not too deep, not inside a model folder."""
+    """Whether Artifacts.list_images would reach this file: not inside a model folder (a tree this small
+    never runs out of listings)."""
     folders = posixpath.dirname(path).split("/") if "/" in path else []
-    return len(folders) < MAX_ARTIFACT_DEPTH and not any(f in SKIP_ARTIFACT_DIRS for f in folders)
+    return not any(f in SKIP_ARTIFACT_DIRS for f in folders)
 
 
 def _tag_filter(filter_string: str) -> Callable[[dict[str, str]], bool]:

@@ -110,6 +110,7 @@ def sample_calls(run_id: str) -> dict[str, Callable[[FakeMlflow], Any]]:
         ),
         "run_summary": lambda f: f.run_summary(run_id),
         "active_run": lambda f: f.active_run(run_id),
+        "params_of": lambda f: f.params_of(run_id),
         "compared_summaries": lambda f: f.compared_summaries([run_id]),
         "experiment_names": lambda f: f.experiment_names(),
         "search_reviews": lambda f: f.search_reviews(pending),
@@ -146,6 +147,7 @@ def sample_calls(run_id: str) -> dict[str, Callable[[FakeMlflow], Any]]:
         "top_runs": lambda f: f.top_runs("1", "review-bot-tests", "val_auc", Direction.MAX, 5),
         "best_finished_runs": lambda f: f.best_finished_runs("1", "val_auc", Direction.MAX, None, 5),
         "metric_keys": lambda f: f.metric_keys("1"),
+        "child_runs": lambda f: f.child_runs("1", run_id),
     }
 
 

@@ -3,6 +3,7 @@ review channel and the request to the run's review.* tags; whatever fails is tol
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -277,9 +278,9 @@ def test_a_vote_that_reaches_the_card_before_its_request_is_recorded_is_kept(
     run_id = fake_mlflow.add_run(user="someone-else")
     real_record = services.publisher._record_request
 
-    def vote_first(summary, requested_by, channel, ts, permalink, notify) -> None:  # noqa: ANN001
+    def vote_first(prepared, posted, requested_by, channel, ts, permalink, notify) -> None:  # noqa: ANN001
         services.votes.vote(channel, ts, support.BO, VoteKind.APPROVE, Via.BUTTON, Told())
-        real_record(summary, requested_by, channel, ts, permalink, notify)
+        real_record(prepared, posted, requested_by, channel, ts, permalink, notify)
 
     monkeypatch.setattr(services.publisher, "_record_request", vote_first)
     ts = publish(services, run_id, told)
@@ -289,3 +290,9 @@ def test_a_vote_that_reaches_the_card_before_its_request_is_recorded_is_kept(
     assert [v.user for v in review.approvals] == [support.BO] and review.status is ReviewStatus.APPROVED
     assert (review.slack_ts, review.requested_by) == (ts, support.ANA)
     assert REQUEST_NOT_RECORDED not in told
+    # The card people see last is the complete one (its baseline field), and it shows the vote.
+    [*_, last] = [c.args for c in slack.calls_to("chat.update") if c.ok and c.args["ts"] == ts]
+    [status_block] = [b for b in last["blocks"] if b.get("block_id") == BlockId.STATUS]
+    status = status_block["elements"][0]["text"]
+    assert status == build_status_line(review, support.ANA, 1)
+    assert "*Baseline*" in json.dumps(last["blocks"][1])

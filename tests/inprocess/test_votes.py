@@ -53,7 +53,8 @@ def put_up(
     make_services: Callable[..., Services], slack: SlackTestServer, fake_mlflow: FakeMlflow
 ) -> Callable[..., UnderReview]:
     """A run trained by `author`, its card posted at `requester`'s request, by services built with
-    `settings`; MLflow's write log and call log start empty after it."""
+    `settings`; MLflow's write log and call log, and Slack's call log (the card's post and the update that
+    completes it), start empty after it."""
 
     def put_up_for_review(
         *, author: str = "ana.lopez", requester: str = support.ANA, **settings: object
@@ -64,6 +65,7 @@ def put_up(
         card = post_card(services, slack, run_id, requested_by=requester)
         fake_mlflow.writes.clear()
         fake_mlflow.calls.clear()
+        slack.calls.clear()
         return UnderReview(run_id, card, services)
 
     return put_up_for_review
@@ -375,6 +377,7 @@ def test_a_vote_on_an_older_card_moves_the_runs_newest_card_too(
     review = put_up()
     newer = post_card(review.services, slack, review.run_id, requested_by=support.DAN)
     assert fake_mlflow.review(review.run_id).slack_ts == newer["ts"]
+    slack.calls.clear()  # the newer card's post and the update that completed it
 
     assert vote(review, support.BO) == []  # on the older card
 
