@@ -49,7 +49,8 @@ def direction_of(key: str, overrides: Mapping[str, Direction] | None = None) -> 
         if fnmatchcase(key, pattern):
             return direction
     name = parse_key(key)
-    for named in (name.base, name.measure):
+    # A statistic of a metric (`std_test_score`, `toxicity/v1/variance`) does not take the metric's own.
+    for named in (name.base,) if name.stat else (name.base, name.measure):
         if named in overrides:
             return overrides[named]
     return direction_of_name(name)

@@ -117,7 +117,7 @@ def parse_key(key: str) -> MetricName:
     if match:
         label = match.group("label")
         role, index, rest = ROLE_LABELS[label.lower()], _index(match.group("index")), match.group("rest")
-    base, measure, stat = _base_and_measure(rest)
+    base, measure, stat = _base_and_measure(rest, role is not Role.NONE)
     return MetricName(key=key, base=base, measure=measure, role=role, label=label, index=index, stat=stat)
 
 
@@ -125,7 +125,7 @@ def _index(text: str | None) -> int | None:
     return int(text) if text else None
 
 
-def _base_and_measure(rest: str) -> tuple[str, str, str]:
+def _base_and_measure(rest: str, had_role: bool) -> tuple[str, str, str]:
     """(panel base, measure, aggregation) of a key without its role."""
     parts = rest.split("/")
     if len(parts) > 1 and (_VERSION.match(parts[1]) or parts[-1].lower() in EVALUATE_AGGREGATIONS):
@@ -134,7 +134,8 @@ def _base_and_measure(rest: str) -> tuple[str, str, str]:
     if len(parts) > 1 and known_direction(parts[0]) is not None:  # `grad_norm/layer00`, `accuracy/class_1`
         return rest, parts[0], ""
     match = _LIGHTNING.match(rest)
-    if match and _is_metric(match.group("rest")):
+    # Lightning's copies are of what was logged as `train_<metric>` / `val_<metric>`, or of a known metric.
+    if match and (had_role or _is_metric(match.group("rest"))):
         measure = match.group("rest")
         # An epoch value is what the other sets log once per epoch too: `train_loss_epoch` + `val_loss`.
         return (measure if match.group("agg") == "epoch" else rest), measure, ""

@@ -202,6 +202,10 @@ def test_metric_directions_override_everything_and_cover_every_role_of_a_base_na
     assert direction_of("train/foo_metric", overrides) is Direction.MIN
     assert direction_of("aicc", overrides) is Direction.NEUTRAL
     assert direction_of("foo_metric_2", overrides) is Direction.UNKNOWN  # exact base names only
+    assert direction_of("train_foo_metric_step", overrides) is Direction.MIN  # Lightning's step copy
+    toxicity = {"toxicity": Direction.MAX}
+    assert direction_of("toxicity/v1/mean", toxicity) is Direction.MIN  # a statistic is not the metric
+    assert direction_of("toxicity/v1/mean", {"toxicity/v1/mean": Direction.MAX}) is Direction.MAX
 
 
 def test_only_max_and_min_are_judged() -> None:
@@ -232,6 +236,7 @@ def test_only_max_and_min_are_judged() -> None:
         ("learning_rate", Role.NONE, None, "learning_rate"),  # a known name is never cut
         ("global_step", Role.NONE, None, "global_step"),
         ("time_per_epoch", Role.NONE, None, "time_per_epoch"),
+        ("val_foo_epoch", Role.VALIDATION, None, "foo"),  # Lightning's epoch copy of `val_foo`
         ("train_", Role.NONE, None, "train_"),
     ],
 )
