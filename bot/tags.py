@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pydantic import ValidationError
 
 from bot.errors import ReviewBotError
-from bot.models import Baseline, Meeting, ReviewState, ReviewStatus, Via, Vote
+from bot.models import Baseline, Meeting, ReviewState, ReviewStatus, Sweep, Via, Vote
 
 # --- MLflow's own tags, read ------------------------------------------------------------------------
 
@@ -56,6 +56,7 @@ SLACK_PERMALINK = "review.slack_permalink"
 # Mirrored onto every registered model version whose source is the run, for the registry page.
 MODEL_VERSION_MIRROR = (STATUS, DECIDED_AT, SLACK_PERMALINK)
 BASELINE = "review.baseline"  # JSON of bot.models.Baseline, without its defaults
+SWEEP = "review.sweep"  # a sweep's parent: JSON of bot.models.Sweep, without its defaults
 # What the signature covers, with every VOTE_PREFIX tag: what the gate relies on. The Slack location,
 # the baseline and the meeting are not part of the decision.
 SIGNED = (STATUS, DECIDED_AT, REQUESTED_BY, APPROVAL_COUNT, CHANGE_REQUEST_COUNT, MODEL_VERSIONS)
@@ -295,6 +296,20 @@ def baseline_from_tags(tags: Mapping[str, str]) -> Baseline | None:
         return Baseline.model_validate_json(raw)
     except (ValidationError, ValueError):
         return None  # written by hand or by a newer bot: the card goes without it
+
+
+def sweep_tags(sweep: Sweep) -> dict[str, str]:
+    return {SWEEP: sweep.model_dump_json(exclude_defaults=True)}
+
+
+def sweep_from_tags(tags: Mapping[str, str]) -> Sweep | None:
+    raw = tags.get(SWEEP)
+    if not raw:
+        return None
+    try:
+        return Sweep.model_validate_json(raw)
+    except (ValidationError, ValueError):
+        return None  # as the baseline: the card goes without it
 
 
 # --- the meeting ------------------------------------------------------------------------------------

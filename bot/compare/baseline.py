@@ -2,22 +2,25 @@
 
 In order, each looked up only when the ones before found nothing: the run asked for with
 `--baseline`, the version now under a deployment alias of a model this run produced (what it would
-replace), its parent run, the best earlier run of its experiment by PRIMARY_METRIC. The order itself
+replace), for a child of a sweep its best sibling (the second best when it is the best itself) and then
+its parent (only when the parent logs a metric the run logs too: a GridSearchCV parent shares none with
+its children), the best earlier run of its experiment by PRIMARY_METRIC. The order itself
 is the pure rule `bot.compare.rules.choose_baseline`; this module does the MLflow lookups.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 
 from bot.compare.rules import choose_baseline, deployed_alias, goal_direction
 from bot.errors import BadReference, NotFound
+from bot.metrics.values import is_finite
 from bot.mlflow.experiments import Experiments
 from bot.mlflow.registry import Registry
 from bot.mlflow.runs import Run, Runs, run_name
 from bot.mlflow.urls import run_url
 from bot.models import Baseline, BaselineReason, Direction, MetricGoal, RunRef, RunSummary
+from bot.sweeps.service import SweepReader
 
 BEST_EARLIER_CANDIDATES = 20  # earlier runs read to find the best one that has the metric
 
@@ -45,6 +48,9 @@ class BaselineFinder:
         self.primary_metric = primary_metric
         self.metric_directions = metric_directions
         self.deployment_aliases = deployment_aliases
+        self.sweeps = SweepReader(
+            experiments, runs.ui_url, primary_metric=primary_metric, metric_directions=metric_directions
+        )
 
     def choose(self, summary: RunSummary, requested: RunRef | None = None) -> Baseline:
         """The run this review compares with (a Baseline with reason NONE when there is none)."""
@@ -54,22 +60,18 @@ class BaselineFinder:
             if summary.model_versions and self.deployment_aliases:
                 yield self._deployed(summary)
             if summary.parent_run_id:
-                yield self.baseline_of(summary.parent_run_id, BaselineReason.PARENT)
+                yield from self._in_sweep(summary)
             if self.primary_metric:
                 goal = self.primary_metric
                 yield self._best_earlier(summary, goal.key, goal_direction(goal, self.metric_directions))
 
         chosen = choose_baseline(summary.run_id, candidates())
         if chosen.reason is BaselineReason.NONE and self.primary_metric:
-            return chosen.model_copy(update={"metric": self.primary_metric.key})
+            direction = goal_direction(self.primary_metric, self.metric_directions)
+            return chosen.model_copy(
+                update={"metric": self.primary_metric.key, "unranked": not direction.judged}
+            )
         return chosen
-
-    def baseline_of(self, run_id: str, reason: BaselineReason) -> Baseline | None:
-        """A run as a baseline; None when it is unknown or deleted (a deleted parent is no baseline)."""
-        try:
-            return self._baseline(self.runs.active_run(run_id), reason)
-        except NotFound:
-            return None
 
     def _requested(self, summary: RunSummary, requested: RunRef | None) -> Baseline | None:
         """The baseline a person asked for: NotFound or BadReference saying why it cannot be used."""
@@ -114,14 +116,15 @@ class BaselineFinder:
         return None
 
     def _best_earlier(self, summary: RunSummary, key: str, direction: Direction) -> Baseline | None:
-        """The best finished run of the same experiment started before this one, by `key`."""
-        if direction is Direction.NEUTRAL:
+        """The best finished run of the same experiment started before this one, by `key`; none by a
+        metric that is not judged (bookkeeping, or a direction the bot does not know)."""
+        if not direction.judged:
             return None
         runs = self.experiments.best_finished_runs(
             summary.experiment_id, key, direction, summary.start_time, BEST_EARLIER_CANDIDATES
         )
         for run in runs:
             value = run.data.metrics.get(key)
-            if run.info.run_id != summary.run_id and value is not None and math.isfinite(value):
+            if run.info.run_id != summary.run_id and value is not None and is_finite(value):
                 return self._baseline(run, BaselineReason.BEST_EARLIER, metric=key)
         return None

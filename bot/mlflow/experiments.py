@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime
 
+from bot import tags
 from bot.errors import NotFound
 from bot.mlflow.client import Mlflow
 from bot.mlflow.runs import Run, summary_from_run
 from bot.models import Direction, RunSummary
 
 METRIC_SAMPLE_RUNS = 200  # recent runs read to list an experiment's metrics
+CHILD_PAGE = 500  # child runs per search request
+MAX_CHILDREN = 2000  # a sweep's children read at most: the count says "2000+" beyond
+_RUN_ID = re.compile(r"^[0-9A-Za-z_-]+$")  # what may go between quotes in a search filter
 
 
 def order_by_metric(key: str, direction: Direction) -> str:
@@ -83,3 +88,26 @@ class Experiments:
             ),
         )
         return sorted({k for run in runs for k in run.data.metrics}), len(runs)
+
+    def child_runs(self, experiment_id: str, parent_run_id: str) -> tuple[list[Run], bool]:
+        """The active runs of the experiment tagged as children of `parent_run_id` (a sweep's), paginated
+        up to MAX_CHILDREN; True when there are more than that."""
+        if not _RUN_ID.match(parent_run_id):  # a tag anyone can set: never pasted into a filter as is
+            return [], False
+        found: list[Run] = []
+        token = None
+        while True:
+            wanted = min(CHILD_PAGE, MAX_CHILDREN - len(found))
+            page = self.mlflow.call(
+                "child runs",
+                lambda token=token, wanted=wanted: self.mlflow.tracking.search_runs(
+                    [experiment_id],
+                    filter_string=f"tags.`{tags.PARENT_RUN}` = '{parent_run_id}'",
+                    max_results=wanted,
+                    page_token=token,
+                ),
+            )
+            found += list(page)
+            token = page.token
+            if not token or len(found) >= MAX_CHILDREN:
+                return found[:MAX_CHILDREN], bool(token)
