@@ -8,26 +8,28 @@ import math
 import subprocess
 import sys
 import textwrap
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from matplotlib import font_manager
 from PIL import Image
 
-from bot import charts
+from bot import charts, envelope
 from bot.charts import (
     DPI,
     FIGURE_WIDTH_IN,
     PANEL_HEIGHT_IN,
     TITLE_HEIGHT_IN,
     MetricChart,
-    downsample,
     pair_metrics,
     render_metric_history,
 )
 from bot.models import MetricSeries
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+MLFLOW_INF = sys.float_info.max  # how MLflow's SQL stores give back +inf
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -77,47 +79,6 @@ def test_pair_metrics(keys: list[str], expected: list[tuple[str, ...]]) -> None:
 def test_pair_metrics_is_deterministic_for_any_input_order() -> None:
     keys = ["val_loss", "loss", "train_acc", "val_acc", "lr", "f1_test", "f1_train"]
     assert pair_metrics(keys) == pair_metrics(reversed(keys)) == pair_metrics(sorted(keys))
-
-
-# --- downsample --------------------------------------------------------------------------------------
-
-
-def test_downsample_short_series_unchanged() -> None:
-    series = _series("loss", 50)
-    assert downsample(series, max_points=50) == series
-
-
-@pytest.mark.parametrize(
-    ("count", "max_points"), [(1001, 1000), (10_000, 1000), (5000, 7), (100, 2), (100, 3)]
-)
-def test_downsample_bounds_and_endpoints(count: int, max_points: int) -> None:
-    series = MetricSeries(
-        key="m", steps=list(range(0, count * 2, 2)), values=[float(i % 97) for i in range(count)]
-    )
-    result = downsample(series, max_points=max_points)
-    assert len(result.steps) == len(result.values)
-    assert 2 <= len(result.steps) <= max_points
-    assert result.steps[0] == 0 and result.steps[-1] == (count - 1) * 2
-    assert result.values[0] == series.values[0] and result.values[-1] == series.values[-1]
-    assert result.steps == sorted(result.steps)
-    assert result.key == "m"
-    # Every kept point is a real point of the original series.
-    original = dict(zip(series.steps, series.values, strict=True))
-    assert all(original[s] == v for s, v in zip(result.steps, result.values, strict=True))
-
-
-def test_downsample_keeps_a_single_spike() -> None:
-    values = [1.0] * 10_000
-    values[4321] = 50.0
-    series = MetricSeries(key="loss", steps=list(range(10_000)), values=values)
-    result = downsample(series, max_points=100)
-    assert 50.0 in result.values
-    assert result.steps[result.values.index(50.0)] == 4321
-
-
-def test_downsample_rejects_fewer_than_two_points() -> None:
-    with pytest.raises(ValueError):
-        downsample(_series("loss"), max_points=1)
 
 
 # --- render_metric_history ---------------------------------------------------------------------------
@@ -175,21 +136,6 @@ def test_render_nothing_to_chart() -> None:
     assert render_metric_history([]) == MetricChart(png=None, panels=[], omitted=[])
 
 
-def test_render_drops_non_finite_values() -> None:
-    values = [1.0, math.nan, 0.5, math.inf, 0.25, -math.inf, 0.1]
-    series = MetricSeries(key="loss", steps=list(range(len(values))), values=values)
-    chart = render_metric_history([series])
-    assert chart.png is not None and chart.png.startswith(PNG_MAGIC)
-    assert chart.panels == [("loss",)]
-
-
-def test_render_metric_with_one_finite_value_is_not_charted() -> None:
-    series = MetricSeries(key="diverged", steps=[0, 1, 2], values=[1.0, math.nan, math.inf])
-    chart = render_metric_history([series, _series("loss")])
-    assert chart.panels == [("loss",)]
-    assert chart.omitted == []
-
-
 def test_render_handles_awkward_names_and_huge_series() -> None:
     series = [
         MetricSeries(key="cost_$x$", steps=list(range(5000)), values=[float(i % 13) for i in range(5000)]),
@@ -198,6 +144,139 @@ def test_render_handles_awkward_names_and_huge_series() -> None:
     ]
     chart = render_metric_history(series, title="price in $ and $$")
     assert chart.png is not None and chart.png.startswith(PNG_MAGIC)
+
+
+def _line_rows(png: bytes, colour: str) -> set[int]:
+    """The pixel rows in which this (line) colour appears."""
+    from matplotlib.colors import to_rgb
+
+    target = tuple(round(c * 255) for c in to_rgb(colour))
+    image = _image(png).convert("RGB")
+    width = image.width
+    return {
+        index // width
+        for index, pixel in enumerate(image.getdata())
+        if all(abs(p - t) <= 20 for p, t in zip(pixel, target, strict=True))
+    }
+
+
+def test_a_one_step_spike_in_100000_steps_is_drawn() -> None:
+    values = [2.0] * 100_000
+    flat = MetricSeries(key="loss", steps=list(range(100_000)), values=values)
+    values = list(values)
+    values[61_234] = 25.0
+    spiky = MetricSeries(key="loss", steps=list(range(100_000)), values=values)
+    spike_chart, flat_chart = render_metric_history([spiky]), render_metric_history([flat])
+    assert spike_chart.png is not None and flat_chart.png is not None
+    colour = charts.LINE_COLOURS[0]
+    # The spike is a vertical line most of the panel high; the flat line alone is a few rows thick.
+    spike_rows, flat_rows = _line_rows(spike_chart.png, colour), _line_rows(flat_chart.png, colour)
+    assert max(spike_rows) - min(spike_rows) > 150
+    assert max(flat_rows) - min(flat_rows) < 5
+
+
+def test_panels_reduce_to_their_pixel_width() -> None:
+    env = envelope.build("loss", [(s, s, math.sin(s / 50)) for s in range(100_000)], charts.HISTORY_WIDTH_PX)
+    assert charts.panel_width_px(charts.MAX_COLUMNS) == charts.HISTORY_WIDTH_PX
+    assert len(env.x) <= 4 * charts.HISTORY_WIDTH_PX
+    assert charts.panel_width_px(1) > charts.panel_width_px(2) > charts.panel_width_px(3) > 250
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [1.0, 0.5, MLFLOW_INF, -MLFLOW_INF, 0.25],  # MLflow's stored ±inf: "arange: cannot compute length"
+        [1.0, math.nan, 0.5, math.inf, 0.25, -math.inf, 0.1],
+        [0.5, 0.4, MLFLOW_INF],  # only +inf: the panel was blank
+        [1e308, -1e308, 0.0],  # finite, but their range overflows
+    ],
+)
+def test_non_finite_values_are_charted_and_named(values: list[float]) -> None:
+    series = MetricSeries(key="grad_norm", steps=list(range(len(values))), values=values)
+    chart = render_metric_history([series, _series("loss")])
+    assert chart.png is not None and chart.png.startswith(PNG_MAGIC) and not chart.failed
+    assert chart.panels == [("grad_norm",), ("loss",)]
+    has_nonfinite = any(not math.isfinite(v) or abs(v) == MLFLOW_INF for v in values)
+    assert chart.nonfinite == (["grad_norm"] if has_nonfinite else [])
+
+
+def test_a_metric_with_no_finite_value_gets_a_panel_that_says_so() -> None:
+    series = MetricSeries(key="diverged", steps=[0, 1, 2], values=[MLFLOW_INF, math.nan, MLFLOW_INF])
+    chart = render_metric_history([series])
+    assert chart.png is not None and chart.panels == [("diverged",)] and chart.nonfinite == ["diverged"]
+    assert charts.NO_FINITE_VALUE.format(counts="1 × nan, 2 × inf")  # the text the panel shows
+
+
+def test_where_non_finite_values_are_is_said_on_the_panels_axis() -> None:
+    steps = envelope.build("loss", [(10, 0, 1.0), (20, 1, math.nan), (30, 2, math.nan)], 100)
+    assert charts._where(steps, steps.nonfinite[0]) == "2 steps, step 20–30"
+    order = envelope.build("val", [(0, 0, 1.0), (0, 1, math.inf)], 100)
+    assert charts._where(order, order.nonfinite[0]) == "value #1"
+
+
+def test_steps_that_never_advance_are_labelled_as_logging_order() -> None:
+    keras = envelope.build("validation_loss", [(0, t, 1 / (t + 1)) for t in range(10)], 100)
+    train = envelope.build("loss", [(t, t, 1 / (t + 2)) for t in range(10)], 100)
+    assert charts._x_label([keras]) == charts.X_LABEL_LOGGING_ORDER.format(step=0)
+    assert charts._x_label([train]) == charts.X_LABEL
+    assert charts._x_label([train, keras]) == charts.X_LABEL_MIXED
+    chart = render_metric_history([keras, train])
+    assert chart.png is not None and chart.panels == [("loss", "validation_loss")]
+
+
+def test_render_puts_the_named_metrics_first() -> None:
+    series = [_series("alpha"), _series("zeta"), _series("beta")]
+    assert render_metric_history(series, first=["zeta"]).panels == [("zeta",), ("alpha",), ("beta",)]
+    assert charts.charted_keys(["alpha", "zeta", "beta"], ["zeta"], max_panels=2) == ["zeta", "alpha"]
+
+
+def test_sampled_histories_are_listed() -> None:
+    sampled = envelope.build("loss", [(s, s, 1.0 / (s + 1)) for s in range(10)], 100, sampled=True)
+    chart = render_metric_history([sampled, _series("acc")])
+    assert chart.sampled == ["loss"]
+
+
+# --- fonts ------------------------------------------------------------------------------------------
+
+NON_LATIN = "損失 精度 🔥🚀 学習率"
+
+
+def _glyph_warnings(
+    monkeypatch: pytest.MonkeyPatch, family: tuple[str, ...] | None
+) -> tuple[bytes, list[str]]:
+    if family is not None:
+        monkeypatch.setattr(charts, "font_family", lambda: family)
+    series = [_series(f"loss {NON_LATIN}"), _series(f"val_loss {NON_LATIN}")]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        chart = render_metric_history(series, title="Metric history: 実験 🚀")
+    assert chart.png is not None
+    return chart.png, [str(w.message) for w in caught if "missing from font" in str(w.message)]
+
+
+def test_the_font_chain_has_a_glyph_for_every_cjk_and_emoji_character() -> None:
+    family = charts.font_family()
+    assert family[:1] == ("DejaVu Sans",)
+    assert {"Droid Sans Fallback", "Symbola"} <= set(family), "install fonts-droid-fallback and fonts-symbola"
+    fonts = [
+        font_manager.get_font(font_manager.findfont(font_manager.FontProperties(family=f))) for f in family
+    ]
+    for char in NON_LATIN.replace(" ", ""):
+        assert any(font.get_char_index(ord(char)) for font in fonts), f"no font has {char!r}"
+    # DejaVu Sans alone has none of them: the chain is what draws them.
+    assert not any(fonts[0].get_char_index(ord(char)) for char in NON_LATIN.replace(" ", ""))
+
+
+def test_cjk_and_emoji_names_render_without_missing_glyphs(monkeypatch: pytest.MonkeyPatch) -> None:
+    chained, missing = _glyph_warnings(monkeypatch, None)
+    assert missing == []
+    tofu, missing_alone = _glyph_warnings(monkeypatch, ("DejaVu Sans",))
+    assert missing_alone, "DejaVu Sans alone should miss these glyphs (else this test proves nothing)"
+    assert chained != tofu  # boxes are other pixels than the glyphs
+
+
+def test_emoji_presentation_selectors_are_dropped() -> None:
+    assert charts._literal("🔥\ufe0f x$y$") == "🔥 x\\$y\\$"
 
 
 def test_render_failure_is_logged_and_left_out(
@@ -209,7 +288,7 @@ def test_render_failure_is_logged_and_left_out(
     monkeypatch.setattr(charts, "_render_png", broken)
     with caplog.at_level(logging.ERROR, logger="bot.charts"):
         chart = render_metric_history([_series("loss")])
-    assert chart.png is None
+    assert chart.png is None and chart.failed
     records = [r for r in caplog.records if r.name == "bot.charts"]
     assert len(records) == 1
     assert records[0].exc_info is not None and records[0].exc_info[0] is RuntimeError
@@ -319,10 +398,15 @@ def _pixels_of(png: bytes, colour: str) -> int:
 def test_final_bars_one_panel_per_metric_with_some_value() -> None:
     chart = charts.render_final_bars(
         ["A", "B", "C"],
-        [("auc", [0.9, 0.95, None]), ("gone", [None, math.nan, None]), ("loss", [0.3, 0.2, 0.25])],
+        [
+            ("auc", [0.9, 0.95, None]),
+            ("gone", [None, None, None]),
+            ("diverged", [math.nan, MLFLOW_INF, 0.5]),  # named "nan", "inf" where the bar would be
+            ("loss", [0.3, 0.2, 0.25]),
+        ],
     )
     assert chart.png is not None and _image(chart.png).height > 0
-    assert chart.panels == [("auc",), ("loss",)]
+    assert chart.panels == [("auc",), ("diverged",), ("loss",)]
     assert charts.render_final_bars(["A"], []) == MetricChart(png=None)
 
 
