@@ -140,19 +140,23 @@ def _quiet() -> Iterator[None]:
             os.environ[MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT.name] = suppress
 
 
-def _experiment(client: MlflowClient, name: str) -> str:
+def _experiment(client: MlflowClient, name: str, artifact_root: str | None) -> str:
     existing = client.get_experiment_by_name(name)
-    return existing.experiment_id if existing else client.create_experiment(name)
+    if existing:
+        return existing.experiment_id
+    location = f"{artifact_root}/{name}" if artifact_root else None
+    return client.create_experiment(name, artifact_location=location)
 
 
 class _Logger:
-    def __init__(self, tracking_uri: str, prefix: str) -> None:
+    def __init__(self, tracking_uri: str, prefix: str, artifact_root: str | None) -> None:
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         self.result = AutologRuns(tracking_uri)
         self.prefix = prefix
+        self.artifact_root = artifact_root
 
     def experiment(self, library: str) -> str:
-        return _experiment(self.client, f"{self.prefix}{library}")
+        return _experiment(self.client, f"{self.prefix}{library}", self.artifact_root)
 
     @contextlib.contextmanager
     def run(self, label: str, run_name: str | None = None, *, real: bool = True) -> Iterator[str]:
@@ -423,9 +427,14 @@ def _log_lightning_style(log: _Logger) -> None:
     log.batch(run_id, metrics)
 
 
-def log_autolog_runs(tracking_uri: str, prefix: str = "autolog-") -> AutologRuns:
-    """Log every run above into `tracking_uri`, one experiment per library (`<prefix><library>`)."""
-    log = _Logger(tracking_uri, prefix)
+def log_autolog_runs(
+    tracking_uri: str, prefix: str = "autolog-", artifact_root: str | None = None
+) -> AutologRuns:
+    """Log every run above into `tracking_uri`, one experiment per library (`<prefix><library>`).
+
+    `artifact_root` is where a local store keeps artifacts (a server keeps its own; a local sqlite store
+    would otherwise write ./mlruns wherever it runs)."""
+    log = _Logger(tracking_uri, prefix, artifact_root)
     steps = (
         ("xgboost", _log_xgboost),
         ("lightgbm", _log_lightgbm),
