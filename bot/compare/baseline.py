@@ -11,6 +11,7 @@ is the pure rule `bot.compare.rules.choose_baseline`; this module does the MLflo
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 from bot.compare.rules import choose_baseline, deployed_alias, goal_direction
 from bot.errors import BadReference, NotFound
@@ -20,6 +21,7 @@ from bot.mlflow.registry import Registry
 from bot.mlflow.runs import Run, Runs, run_name
 from bot.mlflow.urls import run_url
 from bot.models import Baseline, BaselineReason, Direction, MetricGoal, RunRef, RunSummary
+from bot.sweeps.rules import sibling_for
 from bot.sweeps.service import SweepReader
 
 BEST_EARLIER_CANDIDATES = 20  # earlier runs read to find the best one that has the metric
@@ -72,6 +74,34 @@ class BaselineFinder:
                 update={"metric": self.primary_metric.key, "unranked": not direction.judged}
             )
         return chosen
+
+    def _in_sweep(self, summary: RunSummary) -> Iterator[Baseline | None]:
+        """A child run's best sibling (the parent's other children, read in parallel with the parent),
+        then its parent when the two share a metric."""
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-parent") as pool:
+            parent_read = pool.submit(self._active_or_none, summary.parent_run_id)
+            siblings = self.sweeps.children(summary.experiment_id, summary.parent_run_id)
+            parent = parent_read.result()
+        chosen = sibling_for(summary.run_id, siblings)
+        if chosen is not None:
+            sibling, run_is_best = chosen
+            yield Baseline(
+                reason=BaselineReason.NEXT_BEST_SIBLING if run_is_best else BaselineReason.BEST_SIBLING,
+                run_id=sibling.run_id,
+                run_name=sibling.run_name,
+                run_url=sibling.run_url,
+                metric=siblings.metric,
+                parent_name=run_name(parent) if parent is not None else summary.parent_run_id,
+                parent_url=run_url(self.runs.ui_url, summary.experiment_id, summary.parent_run_id),
+            )
+        if parent is not None and set(parent.data.metrics) & set(summary.metrics):
+            yield self._baseline(parent, BaselineReason.PARENT)
+
+    def _active_or_none(self, run_id: str) -> Run | None:
+        try:
+            return self.runs.active_run(run_id)
+        except NotFound:
+            return None
 
     def _requested(self, summary: RunSummary, requested: RunRef | None) -> Baseline | None:
         """The baseline a person asked for: NotFound or BadReference saying why it cannot be used."""
