@@ -22,6 +22,7 @@ from bot.config import Settings
 from bot.errors import log_unexpected
 from bot.meetings.service import MeetingService
 from bot.mlflow import MlflowAccess, connect
+from bot.mlflow.histories import HistoryCache
 from bot.nudges.service import NudgeService
 from bot.reviews.card_index import CardIndex
 from bot.reviews.prepare import ReviewPreparer
@@ -30,7 +31,7 @@ from bot.scheduler import LeaderScheduler
 from bot.services import Services
 from bot.slack.outbox import Outbox
 from bot.slack.people import People
-from bot.store import create_store
+from bot.store import Store, create_store
 from bot.sweeps.service import SweepReader
 from bot.votes.service import VoteService
 from handlers.webhooks import create_webhook_app
@@ -38,13 +39,15 @@ from handlers.webhooks import create_webhook_app
 SLACK_RATE_LIMIT_RETRIES = 3
 
 
-def create_mlflow(settings: Settings) -> MlflowAccess:
+def create_mlflow(settings: Settings, store: Store | None = None) -> MlflowAccess:
+    """Every MLflow part; with a `store`, finished runs' histories are cached in it (HISTORY_CACHE_TTL)."""
     return connect(
         settings.mlflow_tracking_uri,
         settings.ui_url,
         settings.mlflow_timeout_seconds,
         signer=settings.signer(),
         verifier=settings.verifier(),
+        history_cache=HistoryCache(store, settings.history_cache_ttl) if store is not None else None,
     )
 
 
@@ -68,6 +71,7 @@ def create_preparer(settings: Settings, mlflow: MlflowAccess) -> ReviewPreparer:
         required_approvals=settings.required_approvals,
         metric_directions=settings.metric_directions,
         registry=mlflow.registry,
+        primary_metric=settings.primary_metric.key if settings.primary_metric else None,
         sweeps=SweepReader(
             mlflow.experiments,
             mlflow.runs.ui_url,
@@ -90,8 +94,8 @@ def create_slack_client(settings: Settings) -> WebClient:
 
 
 def build_services(settings: Settings, client: WebClient | None = None) -> Services:
-    mlflow = create_mlflow(settings)
     store = create_store(settings.redis_url)
+    mlflow = create_mlflow(settings, store)
     client = client or create_slack_client(settings)
     outbox = Outbox(client)
     cards = CardIndex(store, client)

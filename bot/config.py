@@ -46,6 +46,8 @@ class Settings(BaseSettings):
 
     # Redis
     redis_url: str | None = None
+    # How long a finished run's reduced metric histories are kept in the store (0: not kept)
+    history_cache_ttl: int = Field(default=24 * 60 * 60, ge=0)
 
     # The card
     review_key_metrics: Annotated[list[str], NoDecode] = Field(default_factory=list)

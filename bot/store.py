@@ -96,6 +96,14 @@ RUN_LOCK_TTL = 30
 RUN_LOCK_WAIT = 15
 QUEUES_KEY = "queues"  # sorted set: queue name -> when it started waiting
 MIRROR_QUEUE = "mirrors"  # run ids whose review's copy on their model versions is behind (retried)
+# Envelopes of finished runs' metric histories (bot.mlflow.histories.HistoryCache), JSON with a TTL;
+# the version changes when the envelope's JSON does, so old entries are never misread.
+HISTORY_CACHE_PREFIX = "history:v1:"
+
+
+def history_cache_key(run_id: str, key: str, width: int) -> str:
+    """Where the envelope of one run's metric `key`, `width` buckets wide, is cached."""
+    return f"{HISTORY_CACHE_PREFIX}{run_id}:{width}:{key}"
 
 
 def run_lock(store: Store, run_id: str, wait_seconds: float = RUN_LOCK_WAIT) -> AbstractContextManager[Held]:

@@ -199,6 +199,10 @@ BARS_COMMENT = ":bar_chart: Final value of each shared metric, one bar per run (
 HISTORIES_TITLE = "Metric histories"
 HISTORIES_COMMENT = ":chart_with_upwards_trend: Metric histories overlaid, one colour per run ({n} charts)."
 NOT_CHARTED = " Not charted for lack of room: {keys}."
+CHARTS_SAMPLED = (
+    " Too long to read whole, so drawn from MLflow's sample (a one-step spike can be missing): {keys}."
+)
+CHARTS_NONFINITE = " NaN or ±inf, marked on the panel's edge: {keys}."
 TABLE_FILES_COMMENT = ":page_facing_up: The whole comparison table: PNG to read, CSV for a spreadsheet."
 COMPARISON_PART_FAILED = (
     ":warning: The comparison is posted, but part of its thread could not be ({part}: Slack said `{code}`)."
@@ -334,10 +338,17 @@ def _best_text(
     return truncate("\n".join(lines), limits.SECTION_TEXT)
 
 
-def build_charts_comment(template: str, panels: int, omitted: Sequence[str]) -> str:
+def build_charts_comment(
+    template: str,
+    panels: int,
+    omitted: Sequence[str],
+    sampled: Sequence[str] = (),
+    nonfinite: Sequence[str] = (),
+) -> str:
     comment = template.format(n=panels)
-    if omitted:
-        comment += NOT_CHARTED.format(keys=name_list(list(omitted)))
+    for note, keys in ((CHARTS_NONFINITE, nonfinite), (CHARTS_SAMPLED, sampled), (NOT_CHARTED, omitted)):
+        if keys:
+            comment += note.format(keys=name_list(list(keys)))
     return truncate(comment, limits.SECTION_TEXT)
 
 
@@ -349,6 +360,8 @@ def build_chart_upload(
         return None
     return FileUpload(
         name=name,
-        comment=build_charts_comment(template, len(chart.panels), chart.omitted),
+        comment=build_charts_comment(
+            template, len(chart.panels), chart.omitted, chart.sampled, chart.nonfinite
+        ),
         files=[UploadFile(filename, title, chart.png)],
     )

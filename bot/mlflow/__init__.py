@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from bot.mlflow.artifacts import Artifacts
 from bot.mlflow.client import Mlflow, configure_http
 from bot.mlflow.experiments import Experiments
-from bot.mlflow.histories import Histories
+from bot.mlflow.histories import Histories, HistoryCache
 from bot.mlflow.records import ReviewRecords
 from bot.mlflow.registry import Registry
 from bot.mlflow.runs import Runs
@@ -43,9 +43,11 @@ def connect(
     *,
     signer: Signer | None = None,
     verifier: Verifier | None = None,
+    history_cache: HistoryCache | None = None,
 ) -> MlflowAccess:
     """Every part, over one connection. Sets MLflow's process-wide HTTP timeout and retries. Review
-    records are signed with `signer` and trusted when `verifier` vouches for them (none, without)."""
+    records are signed with `signer` and trusted when `verifier` vouches for them (none, without);
+    finished runs' histories are kept in `history_cache` (read from MLflow each time, without)."""
     configure_http(timeout_seconds, retries)
     mlflow = Mlflow(tracking_uri, ui_url, verifier)
     registry = Registry(mlflow)
@@ -53,7 +55,7 @@ def connect(
         mlflow=mlflow,
         runs=Runs(mlflow, registry),
         records=ReviewRecords(mlflow, signer),
-        histories=Histories(mlflow),
+        histories=Histories(mlflow, history_cache),
         registry=registry,
         artifacts=Artifacts(mlflow),
         experiments=Experiments(mlflow),

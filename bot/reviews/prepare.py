@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -14,15 +14,17 @@ from typing import TypeVar
 from bot import charts
 from bot.compare.baseline import BaselineFinder
 from bot.compare.blocks import OVERLAY_COMMENT, OVERLAY_TITLE, build_baseline_comparison, build_chart_upload
+from bot.envelope import Envelope
 from bot.errors import MlflowRefused, MlflowUnavailable, ReviewBotError, log_unexpected
 from bot.mlflow.artifacts import Artifacts
-from bot.mlflow.histories import Histories
+from bot.mlflow.histories import Histories, finished_runs
 from bot.mlflow.registry import Registry
 from bot.mlflow.runs import Runs
-from bot.models import Baseline, Direction, MetricSeries, ReviewState, RunRef, RunSummary
+from bot.models import Baseline, Direction, ReviewState, RunRef, RunSummary
 from bot.reviews.card import CardLayout, build_review_card, plan_card
 from bot.reviews.plots import plan_plots
 from bot.reviews.thread import (
+    CHART_FAILED,
     CHART_TITLE,
     NO_HISTORY,
     build_chart_comment,
@@ -52,6 +54,9 @@ SWEEP_NOT_READ = ":warning: The sweep's child runs could not be read ({why}), so
 MLFLOW_SILENT = "MLflow at `{uri}` did not answer"
 MLFLOW_REFUSED = "MLflow at `{uri}` refused the bot's account, HTTP {status}"
 UNEXPECTED_WHY = "an unexpected error, id {error_id}"
+
+
+CHART_PANELS = 12  # panels in the run's history chart and in its overlay with the baseline
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,7 @@ class ReviewPreparer:
         metric_directions: dict[str, Direction] | None = None,
         sweeps: SweepReader | None = None,
         registry: Registry,
+        primary_metric: str | None = None,
     ) -> None:
         self.runs = runs
         self.registry = registry  # the run's model versions, read after the card is out
@@ -96,6 +102,8 @@ class ReviewPreparer:
         self.max_image_bytes = max_image_bytes
         self.required_approvals = required_approvals
         self.metric_directions = metric_directions or {}
+        # Chart panels named first: REVIEW_KEY_METRICS, then PRIMARY_METRIC.
+        self.chart_first: Sequence[str] = [*key_metrics, *([primary_metric] if primary_metric else [])]
         self.sweeps = sweeps
 
     def card(self, ref: RunRef, requested_by: str, baseline: RunRef | None = None) -> PreparedCard:
@@ -221,12 +229,11 @@ class ReviewPreparer:
         summary = prepared.summary
         baseline = summary.baseline
         baseline_summary = prepared.baseline_summary
-        if baseline is None or baseline_summary is None:
-            yield self._chart(summary)
-        else:
-            # One history request per metric serves both runs: the run's own chart and the overlay.
-            histories = self.histories.bulk_histories([summary.run_id, baseline.run_id], summary.metrics)
-            yield self._chart(summary, histories[summary.run_id])
+        compared = [summary] if baseline is None or baseline_summary is None else [summary, baseline_summary]
+        # One read of the histories serves both runs: the run's own chart and the overlay.
+        histories = self._histories(compared, summary.metrics)
+        yield self._chart(summary, histories[summary.run_id])
+        if len(compared) > 1 and baseline is not None and baseline_summary is not None:
             yield from build_baseline_comparison(
                 summary, baseline_summary, baseline, self.metric_directions, self.key_metrics
             )
@@ -241,26 +248,32 @@ class ReviewPreparer:
         yield from build_note_continuation(prepared.layout, summary)
         yield from build_overflow(prepared.layout, summary)
 
-    def _chart(self, summary: RunSummary, histories: list[MetricSeries] | None = None) -> ThreadItem:
-        if histories is None:
-            histories = self.histories.metric_histories(summary.run_id, summary.metrics)
-        chart = charts.render_metric_history(histories, title=CHART_TITLE.format(run=summary.run_name))
+    def _histories(self, runs: Sequence[RunSummary], keys: Sequence[str]) -> dict[str, list[Envelope]]:
+        """Envelopes of the runs' histories: whole for what the chart draws, cached once finished."""
+        return self.histories.envelopes(
+            [run.run_id for run in runs],
+            keys,
+            width=charts.HISTORY_WIDTH_PX,
+            finished=finished_runs(runs),
+            full=lambda logged: charts.charted_keys(logged, self.chart_first, CHART_PANELS),
+        )
+
+    def _chart(self, summary: RunSummary, histories: list[Envelope]) -> ThreadItem:
+        title = CHART_TITLE.format(run=summary.run_name)
+        chart = charts.render_metric_history(
+            histories, title=title, max_panels=CHART_PANELS, first=self.chart_first
+        )
         if chart.png is None:
-            return SlackMessage(text=NO_HISTORY)
+            # Never "nothing to chart" when a chart was due and failed.
+            return SlackMessage(text=CHART_FAILED if chart.failed else NO_HISTORY)
         return FileUpload(
             name="metric chart",
-            comment=build_chart_comment(len(chart.panels), chart.omitted),
-            files=[
-                UploadFile(
-                    filename="metric-history.png",
-                    title=CHART_TITLE.format(run=summary.run_name),
-                    content=chart.png,
-                )
-            ],
+            comment=build_chart_comment(len(chart.panels), chart.omitted, chart.sampled, chart.nonfinite),
+            files=[UploadFile(filename="metric-history.png", title=title, content=chart.png)],
         )
 
     def _overlay(
-        self, summary: RunSummary, baseline: RunSummary, histories: dict[str, list[MetricSeries]]
+        self, summary: RunSummary, baseline: RunSummary, histories: dict[str, list[Envelope]]
     ) -> FileUpload | None:
         """Both runs' histories of the metrics they share, the baseline dashed; None if none has a history."""
         shared = set(summary.metrics) & set(baseline.metrics)
@@ -276,7 +289,9 @@ class ReviewPreparer:
                 ),
             ],
             title=title,
+            max_panels=CHART_PANELS,
             dashed_last=True,
+            first=self.chart_first,
         )
         return build_chart_upload("baseline chart", OVERLAY_COMMENT, chart, "vs-baseline.png", title)
 

@@ -30,9 +30,14 @@ CUT_SUFFIX = "_…and {n} more parts not shown. See everything in MLflow: {where
 CHART_TITLE = "Metric history: {run}"
 CHART_COMMENT = ":chart_with_upwards_trend: Metric history ({n} charts)."
 CHART_OMITTED = " Not charted for lack of room: {keys}."
-NO_HISTORY = (
-    ":information_source: No metric was logged over more than one step, so there is no history chart."
+CHART_SAMPLED = (
+    " Too long to read whole here, so drawn from MLflow's sample (a one-step spike can be missing): {keys}."
 )
+CHART_NONFINITE = " NaN or ±inf, marked on the panel's edge: {keys}."
+# Only when no metric was logged more than once (a metric logged once is a value on the card, not a
+# history); a chart that was due and failed says so instead.
+NO_HISTORY = ":information_source: No metric was logged more than once, so there is no history chart."
+CHART_FAILED = ":warning: The metric history chart could not be drawn (the error is in the bot's log)."
 PLOTS_COMMENT = ":frame_with_picture: Plots logged with the run ({n})."
 PLOTS_SVG = " SVG, posted as a file (Slack shows no preview of SVG): {paths}."
 PLOTS_SKIPPED = " Skipped (over {mb} MB): {paths}."
@@ -78,10 +83,13 @@ def _param_cell(value: str, key: str, layout: CardLayout) -> str:
     return PARAM_DIFFERS.format(value=value, before=PARAM_NOT_IN_BASELINE if before is None else before)
 
 
-def build_chart_comment(panel_count: int, omitted: Sequence[str]) -> str:
+def build_chart_comment(
+    panel_count: int, omitted: Sequence[str], sampled: Sequence[str] = (), nonfinite: Sequence[str] = ()
+) -> str:
     comment = CHART_COMMENT.format(n=panel_count)
-    if omitted:
-        comment += CHART_OMITTED.format(keys=", ".join(f"`{escape(k)}`" for k in omitted))
+    for template, keys in ((CHART_NONFINITE, nonfinite), (CHART_SAMPLED, sampled), (CHART_OMITTED, omitted)):
+        if keys:
+            comment += template.format(keys=", ".join(f"`{escape(k)}`" for k in keys))
     return truncate(comment, limits.SECTION_TEXT)
 
 

@@ -100,7 +100,7 @@ def make_services(
         artifacts=fake_mlflow,  # type: ignore[arg-type]
         experiments=fake_mlflow,  # type: ignore[arg-type]
     )
-    monkeypatch.setattr(app, "create_mlflow", lambda settings: access)
+    monkeypatch.setattr(app, "create_mlflow", lambda settings, store=None: access)
 
     def make(**overrides: object) -> Services:
         services = app.build_services(make_settings(**overrides), slack_client)

@@ -27,20 +27,22 @@ import posixpath
 import re
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from mlflow.entities import Metric, Param, RunData, RunInfo, RunInputs, RunTag
 from mlflow.entities import Run as MlflowRun
 
-from bot import signature
+from bot import envelope, signature
 from bot import tags as bot_tags
 from bot.deployments import PRODUCTION_STAGE, DeployedVersion, deployment_markers
+from bot.envelope import Envelope
 from bot.errors import MlflowUnavailable, NotFound
 from bot.mlflow.artifacts import IMAGE_EXTENSIONS, SKIP_ARTIFACT_DIRS
 from bot.mlflow.client import NOT_FOUND, ms_to_datetime
 from bot.mlflow.experiments import MAX_CHILDREN, METRIC_SAMPLE_RUNS
+from bot.mlflow.histories import FULL_POINTS_BUDGET, PROBE_POINTS
 from bot.mlflow.records import DISCUSSION_ARTIFACT, ReviewRecords
 from bot.mlflow.runs import (
     DELETED_COMPARED_RUN,
@@ -55,7 +57,6 @@ from bot.models import (
     ArtifactImages,
     Direction,
     ImageArtifact,
-    MetricSeries,
     ModelVersionRef,
     RefKind,
     ReviewState,
@@ -379,29 +380,29 @@ class FakeMlflow:
 
     # --- Histories ---------------------------------------------------------------------------------
 
-    def metric_histories(
-        self, run_id: str, keys: Iterable[str], max_points: int = 1000
-    ) -> list[MetricSeries]:
-        self._called("metric_histories")
-        return self.bulk_histories([run_id], keys, max_points).get(run_id, [])
-
-    def bulk_histories(
-        self, run_ids: list[str], keys: Iterable[str], max_points: int = 1000
-    ) -> dict[str, list[MetricSeries]]:
-        """As a tracking server answers: a run without a key gets no series for it."""
-        self._read("bulk_histories")
+    def envelopes(
+        self,
+        run_ids: Sequence[str],
+        keys: Iterable[str],
+        *,
+        width: int,
+        finished: Collection[str] = (),
+        full: Callable[[list[str]], Iterable[str]] | None = None,
+        probe_points: int = PROBE_POINTS,
+        budget: int = FULL_POINTS_BUDGET,
+    ) -> dict[str, list[Envelope]]:
+        """Every point, as the real one reads it for what it charts: a run without a key gets none."""
+        self._read("envelopes")
         run_ids = list(dict.fromkeys(run_ids))
-        result: dict[str, list[MetricSeries]] = {run_id: [] for run_id in run_ids}
+        result: dict[str, list[Envelope]] = {run_id: [] for run_id in run_ids}
         with self._lock:
             for key in sorted(set(keys)):
                 for run_id in run_ids:
                     run = self._runs.get(run_id)
                     values = _history(run, key) if run else []
                     if values:
-                        steps = _sampled(len(values), max_points)
-                        result[run_id].append(
-                            MetricSeries(key=key, steps=steps, values=[values[s] for s in steps])
-                        )
+                        points = [(step, step, value) for step, value in enumerate(values)]
+                        result[run_id].append(envelope.build(key, points, width))
         return result
 
     # --- Registry ----------------------------------------------------------------------------------
@@ -669,15 +670,6 @@ def _history(run: FakeRun, key: str) -> list[float]:
     if key in run.histories:
         return run.histories[key]
     return [run.metrics[key]] if key in run.metrics else []
-
-
-def _sampled(count: int, max_points: int) -> list[int]:
-    """At most `max_points` steps, the first and the last always among them (as the server samples)."""
-    if count <= max_points:
-        return list(range(count))
-    if max_points < 2:
-        return [count - 1]
-    return sorted({round(i * (count - 1) / (max_points - 1)) for i in range(max_points)})
 
 
 def _ranked(runs: list[FakeRun], key: str, direction: Direction) -> list[FakeRun]:

@@ -26,8 +26,8 @@ PARTS = (Runs, ReviewRecords, Histories, Registry, Artifacts, Experiments)
 # The methods the services call most: the lists below must never come out empty by accident.
 USED_BY_SERVICES = {
     "resolve", "run_summary", "active_run", "compared_summaries", "search_reviews", "run_tags", "review_of",
-    "set_run_tags", "record_review", "set_model_version_tag", "log_discussion", "metric_histories",
-    "bulk_histories", "source_run", "registered_aliases", "deployment_candidates", "deployed_version",
+    "set_run_tags", "record_review", "set_model_version_tag", "log_discussion", "envelopes",
+    "source_run", "registered_aliases", "deployment_candidates", "deployed_version",
     "model_version_state", "with_reviews", "list_images", "download_artifact", "find_experiment", "top_runs",
     "best_finished_runs", "metric_keys",
 }  # fmt: skip
@@ -123,8 +123,7 @@ def sample_calls(run_id: str) -> dict[str, Callable[[FakeMlflow], Any]]:
         ),
         "set_model_version_tag": lambda f: f.set_model_version_tag("fraud-clf", "1", "k", "v"),
         "log_discussion": lambda f: f.log_discussion(run_id, "# discussion"),
-        "metric_histories": lambda f: f.metric_histories(run_id, ["loss"]),
-        "bulk_histories": lambda f: f.bulk_histories([run_id], ["loss"]),
+        "envelopes": lambda f: f.envelopes([run_id], ["loss"], width=100),
         "source_run": lambda f: f.source_run("fraud-clf", alias="champion"),
         "version_of": lambda f: f.version_of(
             RunRef(

@@ -239,7 +239,7 @@ def test_mlflow_failing_mid_thread_does_not_say_nothing_was_posted(
     services: Services, fake_mlflow: FakeMlflow, slack: SlackTestServer, told: Told
 ) -> None:
     run_id = fake_mlflow.add_run(histories={"loss": [1.0, 0.5, 0.25]})
-    fake_mlflow.fail_calls = {"bulk_histories"}  # the thread's first part, the metric history chart
+    fake_mlflow.fail_calls = {"envelopes"}  # the thread's first part, the metric history chart
 
     ts = publish(services, run_id, told)
 

@@ -95,7 +95,7 @@ DIRECTIONS: dict[tuple[str, str], dict[str, str]] = {
         "rsquared_adj": HIGHER,
         UNKNOWN_METRIC: NOT_JUDGED,
     },
-    ("statsmodels/arima-111", "statsmodels/arima-210"): {"aic": LOWER, "bic": LOWER, "llf": HIGHER},
+    ("statsmodels/arima-011", "statsmodels/arima-210"): {"aic": LOWER, "bic": LOWER, "llf": HIGHER},
     ("sklearn/grid-best", "sklearn/grid-worst"): {
         "rank_test_score": LOWER,
         "std_test_score": LOWER,
@@ -171,7 +171,7 @@ def _expected(candidate: float, baseline: float, direction: str) -> str:
 def _histories(preparer: ReviewPreparer, autolog: AutologRuns, label: str) -> list[Any]:
     run_id = autolog.id(label)
     keys = preparer.runs.run_summary(run_id).metrics
-    return preparer.histories.metric_histories(run_id, keys)
+    return preparer.histories.envelopes([run_id], keys, width=charts.HISTORY_WIDTH_PX)[run_id]
 
 
 def _reduced(item: MetricSeries | envelopes.Envelope) -> envelopes.Envelope:
@@ -298,7 +298,8 @@ def test_keras_validation_metrics_logged_at_step_0_are_not_a_vertical_line(prepa
 
 
 def test_spike_of_one_step_survives_the_reduction_of_the_real_history(preparer, autolog_runs) -> None:
-    (history,) = preparer.histories.metric_histories(autolog_runs.id("edge/long-spike"), [LONG_METRIC])
+    run_id = autolog_runs.id("edge/long-spike")
+    (history,) = preparer.histories.envelopes([run_id], [LONG_METRIC], width=charts.HISTORY_WIDTH_PX)[run_id]
     drawn = _reduced(history)
     assert max(drawn.values) == SPIKE_VALUE
     assert drawn.x[drawn.values.index(SPIKE_VALUE)] == SPIKE_STEP

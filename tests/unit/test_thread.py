@@ -12,6 +12,8 @@ from bot.reviews.card import CARD_PARAMS, plan_card
 from bot.reviews.thread import (
     BLOCKS_PER_MESSAGE,
     CHART_COMMENT,
+    CHART_NONFINITE,
+    CHART_SAMPLED,
     MAX_MESSAGES_PER_PART,
     NOTE_CONTINUED_TITLE,
     PARAMS_DIFFER_NOTE,
@@ -188,6 +190,16 @@ def test_chart_comment() -> None:
     assert build_chart_comment(12, ["loss", "<!channel>"]) == (
         ":chart_with_upwards_trend: Metric history (12 charts)."
         " Not charted for lack of room: `loss`, `&lt;!channel&gt;`."
+    )
+
+
+def test_chart_comment_names_non_finite_and_sampled_metrics() -> None:
+    comment = build_chart_comment(2, ["lr"], sampled=["loss"], nonfinite=["grad_norm"])
+    assert comment == (
+        ":chart_with_upwards_trend: Metric history (2 charts)."
+        + CHART_NONFINITE.format(keys="`grad_norm`")
+        + CHART_SAMPLED.format(keys="`loss`")
+        + " Not charted for lack of room: `lr`."
     )
 
 
