@@ -23,6 +23,7 @@ BIG_METRICS = 30
 BIG_STEPS = 5_000
 BIG_REPEATS = 3
 BIG_TIMEOUT = 60  # s per repeat, command to chart
+CARD_FLOOR_SAMPLES = 5  # after each repeat: one get_run + one chat.postMessage, a second apart
 NUDGE_MODELS = 200
 NUDGE_VERSIONS = 20
 NUDGE_REPEATS = 3
@@ -63,11 +64,14 @@ def main() -> int:
         progress(f"2. logging a big run ({shape})…")
         big_run, big_log_s = measure.make_big_run(stack, BIG_PARAMS, BIG_METRICS, BIG_STEPS)
         progress(f"   logged in {big_log_s:.1f} s; reviewing it {BIG_REPEATS} times…")
-        big = []
+        big, floor_samples = [], []
         for i in range(BIG_REPEATS):
             timing = measure.command_to_card_and_chart(stack, big_run, f"U0BIG{i:03d}", BIG_TIMEOUT)
-            progress(f"   #{i + 1}: card {timing.card_s}, chart {timing.chart_s}")
+            floor = measure.card_floor(stack, big_run, CARD_FLOOR_SAMPLES)
+            progress(f"   #{i + 1}: card {timing.card_s}, chart {timing.chart_s}, floor {floor.median_s}")
             big.append(timing)
+            floor_samples += floor.samples_s
+        card_floor = measure.CardFloor(floor_samples)
 
         compare_shape = f"{COMPARE_RUNS} runs x {COMPARE_METRICS} metrics x {COMPARE_STEPS:,} steps"
         progress(f"3. logging {compare_shape}…")
@@ -112,7 +116,7 @@ def main() -> int:
 
     results = report.Results(
         info, setup, burst, shape, big_log_s, big, memory, problems, compare_shape, compare_log_s, compared,
-        nudges, vote_bursts, idle,
+        nudges, vote_bursts, idle, card_floor=card_floor,
     )  # fmt: skip
     print()
     print(report.render(results))

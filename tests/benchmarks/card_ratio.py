@@ -18,7 +18,9 @@ FLOOR_SAMPLES = 5
 def main(repeats: int, steps: int) -> int:
     with running_stack() as stack:
         run_id, logged_s = measure.make_big_run(stack, BIG_PARAMS, BIG_METRICS, steps)
-        print(f"run: {BIG_PARAMS} params, {BIG_METRICS} metrics x {steps:,} steps, logged in {logged_s:.1f} s")
+        print(
+            f"run: {BIG_PARAMS} params, {BIG_METRICS} metrics x {steps:,} steps, logged in {logged_s:.1f} s"
+        )
         timings, samples = [], []
         for i in range(repeats):
             timing = measure.command_to_card_and_chart(stack, run_id, f"U0CARD{i:03d}", BIG_TIMEOUT)
@@ -26,8 +28,8 @@ def main(repeats: int, steps: int) -> int:
             timings.append(timing)
             samples += floor.samples_s
             print(
-                f"#{i + 1}: card {timing.card_s:.3f} s, chart {timing.chart_s:.3f} s, "
-                f"floor median {floor.median_s:.3f} s"
+                f"#{i + 1}: ack {timing.ack_s:.3f} s, card {timing.card_s:.3f} s, "
+                f"chart {timing.chart_s:.3f} s, floor median {floor.median_s:.3f} s"
             )
         overall = measure.CardFloor(samples)
         card = measure.median([t.card_s for t in timings])

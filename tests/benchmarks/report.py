@@ -11,7 +11,16 @@ from pathlib import Path
 from typing import Any
 
 from tests.benchmarks.idle_clients import IdleClients
-from tests.benchmarks.measure import AckBurst, BigRunTiming, CompareTiming, ProcessMemory, median, percentile
+from tests.benchmarks.measure import (
+    AckBurst,
+    BigRunTiming,
+    CardFloor,
+    CompareTiming,
+    ProcessMemory,
+    card_ratio,
+    median,
+    percentile,
+)
 from tests.benchmarks.nudge_scan import NudgeScanResult
 from tests.benchmarks.votes import VoteBurst
 
@@ -35,6 +44,7 @@ class Results:
     nudge_scan: NudgeScanResult | None = None
     votes: list[VoteBurst] = field(default_factory=list)
     idle: IdleClients | None = None
+    card_floor: CardFloor | None = None  # one get_run + one chat.postMessage, timed after each big-run repeat
 
 
 def machine() -> dict[str, Any]:
@@ -143,6 +153,16 @@ def render(results: Results) -> str:
         ("median card", _s(median([t.card_s for t in big]))),
         ("median chart", _s(median([t.chart_s for t in big]))),
     ]
+    if results.card_floor is not None:
+        floor = results.card_floor
+        ratio = card_ratio(big, floor)
+        big_rows += [
+            (
+                "card floor: one get_run + one chat.postMessage",
+                f"median {_s(floor.median_s)} ({len(floor.samples_s)} samples, 1 s apart)",
+            ),
+            ("median card / floor (target ≤ 1.3)", "—" if ratio is None else f"{ratio:.2f}"),
+        ]
     sections.append(_table("2. Big run: time from command to card posted and to chart posted", big_rows))
 
     compare_rows = [("runs", results.compare_shape), ("logging them took", _s(results.compare_log_s))]
@@ -278,6 +298,9 @@ def write_json(results: Results) -> Path:
             "repeats": [asdict(t) for t in big],
             "median_card_s": median([t.card_s for t in big]),
             "median_chart_s": median([t.chart_s for t in big]),
+            "card_floor_samples_s": results.card_floor.samples_s if results.card_floor else [],
+            "median_card_floor_s": results.card_floor.median_s if results.card_floor else None,
+            "card_floor_ratio": card_ratio(big, results.card_floor) if results.card_floor else None,
         },
         "compare": {
             "shape": results.compare_shape,
