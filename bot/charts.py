@@ -67,7 +67,7 @@ MARK_STYLE = {POS_INF: ("^", 1.0), NEG_INF: ("v", 0.0), NAN: ("X", 0.0)}
 # Latin, Greek and Cyrillic from DejaVu Sans, then CJK (Debian fonts-droid-fallback), then
 # monochrome emoji and symbols (Debian fonts-symbola): matplotlib (>= 3.6) falls back glyph by glyph
 # along this list. Only installed families are named, so a missing one costs a box, not a warning on
-# every draw.
+# every draw. No bold text: the fallback fonts have no bold face (matplotlib warns, then fakes none).
 WANTED_FONTS = ("DejaVu Sans", "Droid Sans Fallback", "Symbola")
 # Emoji presentation selectors and joiners have no glyph of their own in these fonts; without them an
 # emoji sequence is drawn as its parts.
@@ -242,7 +242,6 @@ def _grid(count: int, title: str, *, legend: bool = False) -> _Grid:
         figure.suptitle(
             _literal(title),
             fontsize=SUPTITLE_FONT_SIZE,
-            fontweight="bold",
             fontfamily=font_family(),
             y=1 - (title_px * 0.2) / height_px,
             va="top",
@@ -557,9 +556,7 @@ def _render_bars_png(
     )
     FigureCanvasAgg(figure)
     if title:
-        figure.suptitle(
-            _literal(title), fontsize=SUPTITLE_FONT_SIZE, fontweight="bold", fontfamily=font_family()
-        )
+        figure.suptitle(_literal(title), fontsize=SUPTITLE_FONT_SIZE, fontfamily=font_family())
     positions = list(range(len(labels)))
     for index, (key, values) in enumerate(metrics):
         axes = figure.add_subplot(rows, columns, index + 1)
@@ -606,9 +603,7 @@ def render_table(header: Sequence[str], rows: Sequence[Sequence[str]], title: st
         axes = figure.add_axes((0, 0, 1, 1 - (TITLE_HEIGHT_IN / height_in if title else 0)))
         axes.axis("off")
         if title:
-            figure.suptitle(
-                _literal(title), fontsize=TITLE_FONT_SIZE, fontweight="bold", fontfamily=font_family()
-            )
+            figure.suptitle(_literal(title), fontsize=TITLE_FONT_SIZE, fontfamily=font_family())
         table = axes.table(
             cellText=[[_literal(str(c)) for c in row] for row in rows] or [[""] * len(header)],
             colLabels=[_literal(h) for h in header],
@@ -623,7 +618,6 @@ def render_table(header: Sequence[str], rows: Sequence[Sequence[str]], title: st
             cell.set_edgecolor("#dddddd")
             cell.get_text().set_fontfamily(font_family())
             if row == 0:
-                cell.set_text_props(fontweight="bold")
                 cell.set_facecolor("#f0f0f0")
         return _png(figure)
     except Exception:
