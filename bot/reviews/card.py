@@ -61,6 +61,8 @@ DIFFERS_MARK = ":small_orange_diamond:"
 PARAMS_DIFFER_TITLE = f"*Params* ({DIFFERS_MARK} differs from the baseline: ← its value)"
 PARAMS_SAME_TITLE = "*Params* (none differs from the baseline)"
 NOT_IN_BASELINE = "_not logged_"
+# On a card posted before its baseline was looked up; replaced in place within a moment.
+BASELINE_PENDING = "_looking it up…_"
 # Values that mean "left at the library's default": autolog logs every argument, mostly these.
 DEFAULT_VALUES = frozenset({"", "none", "null", "nan", "[]", "{}"})
 
@@ -247,8 +249,10 @@ def build_review_card(
     key_metrics: list[str],
     required_approvals: int = 1,
     baseline_params: Mapping[str, str] | None = None,
+    completing: bool = False,
 ) -> SlackMessage:
-    """The card. `baseline_params`: the params of the baseline run, to put what differs first."""
+    """The card. `baseline_params`: the params of the baseline run, to put what differs first.
+    `completing`: posted before the baseline is looked up (its field says so until the card is updated)."""
     layout = plan_card(summary, key_metrics, baseline_params)
     if summary.review and summary.review.requested_by:
         requested_by = summary.review.requested_by  # a re-posted card keeps who first asked
@@ -265,7 +269,9 @@ def build_review_card(
                 text=truncate(HEADER_PREFIX + summary.run_name, limits.HEADER_TEXT), emoji=False
             ),
         ),
-        SectionBlock(fields=[MarkdownTextObject(text=f) for f in _fields(summary, requested_by)]),
+        SectionBlock(
+            fields=[MarkdownTextObject(text=f) for f in _fields(summary, requested_by, completing=completing)]
+        ),
         *_run_notes(summary),
         SectionBlock(text=MarkdownTextObject(text=metrics)),
         SectionBlock(text=MarkdownTextObject(text=params)),
@@ -313,7 +319,7 @@ def build_card_fallback(summary: RunSummary) -> str:
     )
 
 
-def _fields(summary: RunSummary, requested_by: str) -> list[str]:
+def _fields(summary: RunSummary, requested_by: str, *, completing: bool = False) -> list[str]:
     def field(label: str, value: str) -> str:
         return truncate(f"*{label}*\n{value}", limits.FIELD_TEXT)
 
@@ -349,6 +355,8 @@ def _fields(summary: RunSummary, requested_by: str) -> list[str]:
         fields.append(field("Registered models", "\n".join(lines)))
     if summary.baseline is not None:
         fields.append(field(BASELINE_FIELD, build_baseline_line(summary.baseline)))
+    elif completing:
+        fields.append(field(BASELINE_FIELD, BASELINE_PENDING))
     return fields[: limits.SECTION_FIELDS]
 
 

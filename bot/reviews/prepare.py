@@ -189,7 +189,7 @@ class ReviewPreparer:
         return PreparedCard(
             summary,
             plan_card(summary, self.key_metrics, params),
-            self._build(summary, requested_by, params),
+            self._build(summary, requested_by, params, completing=not complete),
             sweep,
             requested_by=requested_by,
             complete=complete,
@@ -199,7 +199,12 @@ class ReviewPreparer:
         )
 
     def _build(
-        self, summary: RunSummary, requested_by: str, baseline_params: Mapping[str, str] | None
+        self,
+        summary: RunSummary,
+        requested_by: str,
+        baseline_params: Mapping[str, str] | None,
+        *,
+        completing: bool = False,
     ) -> SlackMessage:
         return build_review_card(
             summary,
@@ -207,6 +212,7 @@ class ReviewPreparer:
             key_metrics=self.key_metrics,
             required_approvals=self.required_approvals,
             baseline_params=baseline_params,
+            completing=completing,
         )
 
     @staticmethod

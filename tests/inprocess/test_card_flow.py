@@ -15,7 +15,7 @@ import pytest
 from bot import tags
 from bot.ids import BlockId
 from bot.models import ReviewStatus, Via, VoteKind
-from bot.reviews.card import DIFFERS_MARK, PARAMS_DIFFER_TITLE
+from bot.reviews.card import BASELINE_PENDING, DIFFERS_MARK, PARAMS_DIFFER_TITLE
 from bot.reviews.prepare import BASELINE_NOT_READ, MLFLOW_SILENT, REGISTRY_NOT_READ, UNEXPECTED_WHY
 from bot.reviews.replies import POSTED
 from bot.services import Services
@@ -98,7 +98,8 @@ def test_the_card_is_posted_after_one_run_read_and_completed_in_place(
 
     # Posted before the registry and the baseline were read: neither is on it, params unmarked.
     first = _posted(slack, card)
-    assert not any(f.startswith(("*Registered models*", "*Baseline*")) for f in _fields(first))
+    assert not any(f.startswith("*Registered models*") for f in _fields(first))
+    assert _fields(first)[-1] == f"*Baseline*\n{BASELINE_PENDING}"
     assert DIFFERS_MARK not in _params_text(first)
     # Then completed in place: the model version, the baseline, and what differs from it first.
     [update] = updates_of(slack, card)
@@ -254,5 +255,7 @@ def test_a_card_without_baseline_or_versions_is_updated_once_with_none_found(
     card = publish(services, run_id, Told())
 
     [update] = updates_of(slack, card)
-    assert _fields(update["blocks"]) == [*_fields(_posted(slack, card)), _fields(update["blocks"])[-1]]
+    posted = _fields(_posted(slack, card))
+    assert posted[-1] == f"*Baseline*\n{BASELINE_PENDING}"
+    assert _fields(update["blocks"])[:-1] == posted[:-1]
     assert _fields(update["blocks"])[-1].startswith("*Baseline*\n_none")

@@ -11,6 +11,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from bot.reviews.card import BASELINE_PENDING
 from tests import support
 from tests.slack_api_server import SlackTestServer
 
@@ -56,6 +57,16 @@ def action_ids(message: dict[str, Any]) -> list[str]:
         for block in message.get("blocks") or []
         if block.get("type") == "actions"
         for element in block.get("elements", [])
+    ]
+
+
+def complete_cards(slack: SlackTestServer, run_id: str, channel: str | None = None) -> list[dict[str, Any]]:
+    """The run's cards the bot has completed: it posts a card as soon as it has read the run, and shows
+    the baseline and the registered model versions in place a moment later."""
+    return [
+        c
+        for c in cards_for(slack, run_id, channel)
+        if BASELINE_PENDING not in json.dumps(c.get("blocks"), ensure_ascii=False)
     ]
 
 

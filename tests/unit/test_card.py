@@ -13,6 +13,7 @@ from bot.ids import ActionId, BlockId, MetadataEvent
 from bot.models import Baseline, BaselineReason, DatasetInput, ModelVersionRef, RunSummary
 from bot.reviews.card import (
     APPROVE_LABEL,
+    BASELINE_PENDING,
     CARD_METRICS,
     CARD_PARAMS,
     DIFFERS_MARK,
@@ -583,3 +584,15 @@ def test_differing_values_are_escaped_and_cut() -> None:
     line = text.split("\n")[1]
     assert line.startswith(f"• {DIFFERS_MARK} p = `&lt;!channel&gt;` ← `&lt;@U1&gt;xx")
     assert line.endswith("…`") and len(line.split(" ← `")[1]) == PARAM_VALUE_CHARS + 1  # and the closing `
+
+
+def test_a_card_posted_before_its_baseline_is_looked_up_says_so() -> None:
+    def baseline_field(summary: RunSummary, completing: bool) -> list[str]:
+        blocks = build_review_card(summary, requested_by="U1", key_metrics=[], completing=completing).blocks
+        return [f["text"] for f in blocks[1]["fields"] if f["text"].startswith("*Baseline*")]
+
+    assert baseline_field(_summary(), completing=True) == [f"*Baseline*\n{BASELINE_PENDING}"]
+    assert baseline_field(_summary(), completing=False) == []
+    # A baseline asked for with --baseline is known before the card is posted.
+    known = baseline_field(_summary(baseline=BASELINE), completing=True)
+    assert known == ["*Baseline*\nvs parent run `parent`"]
