@@ -15,6 +15,7 @@ from tests.scenarios.helpers import (
     action_ids,
     blocks_text,
     cards_for,
+    complete_cards,
     png_bytes,
     posts_mentioning,
     response_texts,
@@ -130,11 +131,11 @@ def test_model_version_and_alias_resolve_to_source_run(bot, slack, runs, respons
     version = runs.register("fraud-clf", candidate)
 
     bot.command(f"models:/fraud-clf/{version}", response_url)
-    card = eventually(lambda: cards_for(slack, candidate)[0])
+    card = eventually(lambda: complete_cards(slack, candidate)[0])  # model versions are read after the post
     assert f"fraud-clf v{version}" in blocks_text(card)
 
     bot.command("models:/fraud-clf@champion", slack.new_response_url())
-    champion_card = eventually(lambda: cards_for(slack, baseline)[0])
+    champion_card = eventually(lambda: complete_cards(slack, baseline)[0])
     assert "@champion" in blocks_text(champion_card)
 
 
