@@ -30,6 +30,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:$PATH \
     MPLCONFIGDIR=/tmp/matplotlib \
     PORT=3000
+# Fonts for chart text beyond Latin, Greek and Cyrillic (matplotlib's own DejaVu Sans): CJK from
+# fonts-droid-fallback and monochrome emoji from fonts-symbola, the fallback chain in bot/charts.py.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends fonts-droid-fallback fonts-symbola \
+    && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 reviewbot \
     && useradd --system --uid 10001 --gid reviewbot --no-create-home --home-dir /nonexistent \
        --shell /usr/sbin/nologin reviewbot

@@ -124,8 +124,21 @@ def test_dockerfile_is_multi_stage_on_python_slim(stages: list[Stage]) -> None:
     assert builder is not stages[-1]
     assert any(shlex.split(r.args) == ["python", "-m", "venv", IMAGE_VENV] for r in builder.all("RUN"))
     install_command(builder)
-    # The runtime stage only copies the venv: nothing is installed there.
-    assert not [r.args for r in stages[-1].all("RUN") if re.search(r"\bpip\b|apt-get", r.args)]
+    # The runtime stage only copies the venv: no Python package is installed there, and from Debian only
+    # the chart fonts.
+    runs = [r.args for r in stages[-1].all("RUN")]
+    assert not [r for r in runs if re.search(r"\bpip\b", r)]
+    installs = [r for r in runs if "apt-get install" in r]
+    assert len(installs) == len([r for r in runs if "apt-get" in r]) == 1
+
+
+def test_runtime_stage_has_the_chart_fonts(stages: list[Stage]) -> None:
+    """CJK and emoji in run and metric names are drawn with these (bot/charts.py's fallback chain)."""
+    [install] = [r.args for r in stages[-1].all("RUN") if "apt-get install" in r.args]
+    words = shlex.split(install.replace("&&", " && "))
+    packages = {w for w in words[words.index("install") + 1 : words.index("&&", words.index("install"))]}
+    assert packages - {"-y", "--no-install-recommends"} == {"fonts-droid-fallback", "fonts-symbola"}
+    assert "--no-install-recommends" in packages and "rm -rf /var/lib/apt/lists/*" in install
 
 
 def test_runtime_stage_runs_review_bot_as_non_root(stages: list[Stage]) -> None:

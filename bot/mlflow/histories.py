@@ -51,6 +51,7 @@ PROBE_POINTS = 250  # a history shorter than this is complete after the probe (m
 HISTORY_PAGE = 25_000  # get-history page size, for a series whose steps cannot be windowed
 FULL_POINTS_BUDGET = 2_000_000  # points read whole per call; past it, the server's sample (marked)
 FINAL_STATES = frozenset({"FINISHED", "FAILED", "KILLED"})
+HISTORIES_LOG = "metric histories: %d from the cache, %d read from MLflow"
 
 
 def finished_runs(summaries: Iterable[RunSummary]) -> list[str]:
@@ -152,8 +153,8 @@ class Histories:
                         if cached is not None:
                             found[(run_id, key)] = cached
         missing = [(run_id, key) for key in keys for run_id in run_ids if (run_id, key) not in found]
+        log.info(HISTORIES_LOG, len(found), len(missing))
         if missing:
-            log.debug("histories: %d cached, %d to read from MLflow", len(found), len(missing))
             fetched = self._read(missing, width, found, full, probe_points, budget, len(run_ids) > 1)
             for (run_id, key), env in fetched.items():
                 found[(run_id, key)] = env
