@@ -65,6 +65,7 @@ NOT_IN_BASELINE = "_not logged_"
 BASELINE_PENDING = "_looking it up…_"
 # Values that mean "left at the library's default": autolog logs every argument, mostly these.
 DEFAULT_VALUES = frozenset({"", "none", "null", "nan", "[]", "{}"})
+SAME_KIND_SHARE = 0.5  # of the run's params the baseline logs too, for a param it did not log to count
 
 
 @dataclass(frozen=True)
@@ -87,25 +88,39 @@ def is_default_value(value: str) -> bool:
 
 
 def same_value(value: str, other: str) -> bool:
-    """Whether two logged values say the same: equal text, both defaults, or equal numbers (`6`, `6.0`)."""
+    """Whether two logged values say the same: equal text, both defaults, or equal numbers (`6`, `6.0`;
+    `False` and `0`, as Python, which logged them, has it)."""
     if value == other or (is_default_value(value) and is_default_value(other)):
         return True
+    number, other_number = _as_number(value), _as_number(other)
+    return number is not None and number == other_number
+
+
+def _as_number(value: str) -> float | None:
+    flag = value.strip().lower()
+    if flag in {"true", "false"}:
+        return float(flag == "true")
     try:
-        return float(value) == float(other)
+        return float(value)
     except ValueError:
-        flag = value.strip().lower()
-        return flag in {"true", "false"} and flag == other.strip().lower()
+        return None
 
 
 def differing_params(params: Mapping[str, str], baseline: Mapping[str, str]) -> dict[str, str | None]:
-    """The run's params that differ from the baseline's, with the baseline's value; one the baseline did
-    not log counts when the run set it (a default it did not log either is no difference)."""
+    """The run's params that differ from the baseline's, with the baseline's value (None: not logged).
+
+    A param the baseline did not log counts when the run set it and the two runs log mostly the same
+    params (SAME_KIND_SHARE of the run's: the same kind of model, so a new param is a change). A model
+    of another kind (gradient boosting against a logistic regression) is compared on the params both
+    logged only: every other one would be marked, which says nothing."""
+    shared = [key for key in params if key in baseline]
+    same_kind = bool(params) and len(shared) >= SAME_KIND_SHARE * len(params)
     found: dict[str, str | None] = {}
     for key, value in params.items():
         if key in baseline:
             if not same_value(value, baseline[key]):
                 found[key] = baseline[key]
-        elif not is_default_value(value):
+        elif same_kind and not is_default_value(value):
             found[key] = None
     return found
 

@@ -469,6 +469,9 @@ def test_what_counts_as_a_default(value: str, default: bool) -> None:
         ("None", "", True),
         ("None", "null", True),
         ("True", "true", True),
+        ("False", "0", True),
+        ("True", "1.0", True),
+        ("True", "2", False),
         ("6", "4", False),
         ("gbtree", "dart", False),
         ("None", "0", False),
@@ -534,12 +537,37 @@ def test_card_marks_the_params_that_differ_from_the_baseline_with_its_value() ->
 
 def test_a_param_the_baseline_did_not_log_is_marked_as_such() -> None:
     summary = _summary(params={"depth": "6", "dropout": "0.2", "extra": "None"}, baseline=BASELINE)
-    assert _params_text(summary, {"depth": "6"}).split("\n") == [
+    assert _params_text(summary, {"depth": "6", "extra": "None"}).split("\n") == [
         PARAMS_DIFFER_TITLE,
         f"• {DIFFERS_MARK} dropout = `0.2` ← _not logged_",
         "• depth = `6`",
         "• extra = `None`",
     ]
+
+
+def test_a_model_of_another_kind_is_compared_on_the_params_both_logged() -> None:
+    # Gradient boosting against a logistic regression: they share random_state and tol only.
+    gbm = {
+        "learning_rate": "0.1",
+        "max_depth": "3",
+        "n_estimators": "150",
+        "random_state": "39",
+        "tol": "1e-4",
+    }
+    logreg = {"C": "1.0", "penalty": "l2", "max_iter": "100", "random_state": "7", "tol": "0.0001"}
+    assert differing_params(gbm, logreg) == {"random_state": "7"}
+    lines = _params_text(_summary(params=gbm, baseline=BASELINE), logreg).split("\n")
+    assert lines == [
+        PARAMS_DIFFER_TITLE,
+        f"• {DIFFERS_MARK} random_state = `39` ← `7`",
+        "• learning_rate = `0.1`",
+        "• max_depth = `3`",
+        "• n_estimators = `150`",
+        "• tol = `1e-4`",
+    ]
+    # Half of the run's params in the baseline is the same kind: a new one counts.
+    assert differing_params({"a": "1", "b": "2"}, {"a": "1"}) == {"b": None}
+    assert differing_params({"a": "1", "b": "2", "c": "3"}, {"a": "1"}) == {}
 
 
 def test_without_a_baseline_set_params_come_first_then_defaults() -> None:

@@ -71,7 +71,9 @@ def test_overflow_lists_every_param_and_metric_in_one_message_each() -> None:
 def test_overflow_lists_params_in_the_cards_order_with_the_baselines_values() -> None:
     params = {f"p{i:02d}": "None" for i in range(CARD_PARAMS)} | {"max_depth": "6", "seed": "7", "eta": "0.3"}
     summary = _summary(params=params, baseline=Baseline(reason=BaselineReason.PARENT, run_id="b" * 32))
-    layout = plan_card(summary, [], {"max_depth": "4", "seed": "7"})
+    layout = plan_card(
+        summary, [], {f"p{i:02d}": "None" for i in range(CARD_PARAMS)} | {"max_depth": "4", "seed": "7"}
+    )
     (message,) = build_overflow(layout, summary)
     assert message.blocks[0]["text"]["text"] == PARAMS_TITLE.format(n=len(params)) + PARAMS_DIFFER_NOTE
     rows = message.blocks[1]["text"]["text"].removeprefix("```\n").removesuffix("\n```").split("\n")
