@@ -60,6 +60,15 @@ PARAMS_TITLE = "*Params*"
 DIFFERS_MARK = ":small_orange_diamond:"
 PARAMS_DIFFER_TITLE = f"*Params* ({DIFFERS_MARK} differs from the baseline: ← its value)"
 PARAMS_SAME_TITLE = "*Params* (none differs from the baseline)"
+# A baseline of another kind of model (see `differing_params`): say how little it shares.
+PARAMS_FEW_SHARED_TITLE = (
+    "*Params* (the baseline logged {shared} of these {total}; "
+    f"{DIFFERS_MARK} differs from it: ← its value)"
+)
+PARAMS_FEW_SHARED_SAME_TITLE = (
+    "*Params* (the baseline logged {shared} of these {total}, with the same values)"
+)
+PARAMS_NONE_SHARED_TITLE = "*Params* (the baseline logged none of these)"
 NOT_IN_BASELINE = "_not logged_"
 # On a card posted before its baseline was looked up; replaced in place within a moment.
 BASELINE_PENDING = "_looking it up…_"
@@ -80,6 +89,7 @@ class CardLayout:
     # The params that differ from the baseline's, with the baseline's value (None: it did not log it).
     differing: Mapping[str, str | None] = field(default_factory=dict)
     compared: bool = False  # whether the baseline's params were known
+    shared: int = 0  # how many of the run's params the baseline logged too
 
 
 def is_default_value(value: str) -> bool:
@@ -157,7 +167,8 @@ def plan_card(
     # the "…and N more" line, so whatever is cut is counted and lands in the thread.
     metric_lines = [_metric_line(summary, k) for k in metrics]
     param_lines = [_param_line(summary, k, differing) for k in params]
-    title = _params_title(compared, differing)
+    shared = sum(1 for key in summary.params if key in (baseline_params or {})) if compared else 0
+    title = _params_title(compared, differing, shared, len(summary.params))
     return CardLayout(
         metrics=metrics[: _lines_that_fit(METRICS_TITLE, metric_lines, len(summary.metrics))],
         params=params[: _lines_that_fit(title, param_lines, len(summary.params))],
@@ -167,12 +178,18 @@ def plan_card(
         param_order=order,
         differing=differing,
         compared=compared,
+        shared=shared,
     )
 
 
-def _params_title(compared: bool, differing: Mapping[str, str | None]) -> str:
+def _params_title(compared: bool, differing: Mapping[str, str | None], shared: int, total: int) -> str:
     if not compared:
         return PARAMS_TITLE
+    if not shared:
+        return PARAMS_NONE_SHARED_TITLE
+    if shared < SAME_KIND_SHARE * total:
+        title = PARAMS_FEW_SHARED_TITLE if differing else PARAMS_FEW_SHARED_SAME_TITLE
+        return title.format(shared=shared, total=total)
     return PARAMS_DIFFER_TITLE if differing else PARAMS_SAME_TITLE
 
 
@@ -275,7 +292,10 @@ def build_review_card(
     metrics = _listing_text(METRICS_TITLE, NO_METRICS, metric_lines, len(summary.metrics))
     param_lines = [_param_line(summary, k, layout.differing) for k in layout.params]
     params = _listing_text(
-        _params_title(layout.compared, layout.differing), NO_PARAMS, param_lines, len(summary.params)
+        _params_title(layout.compared, layout.differing, layout.shared, len(summary.params)),
+        NO_PARAMS,
+        param_lines,
+        len(summary.params),
     )
     blocks = [
         HeaderBlock(

@@ -22,6 +22,8 @@ from bot.reviews.card import (
     OPEN_LABEL,
     PARAM_VALUE_CHARS,
     PARAMS_DIFFER_TITLE,
+    PARAMS_FEW_SHARED_TITLE,
+    PARAMS_NONE_SHARED_TITLE,
     PARAMS_SAME_TITLE,
     PARAMS_TITLE,
     PENDING_STATUS,
@@ -557,14 +559,21 @@ def test_a_model_of_another_kind_is_compared_on_the_params_both_logged() -> None
     logreg = {"C": "1.0", "penalty": "l2", "max_iter": "100", "random_state": "7", "tol": "0.0001"}
     assert differing_params(gbm, logreg) == {"random_state": "7"}
     lines = _params_text(_summary(params=gbm, baseline=BASELINE), logreg).split("\n")
-    assert lines == [
-        PARAMS_DIFFER_TITLE,
+    assert lines[0] == PARAMS_FEW_SHARED_TITLE.format(shared=2, total=5)
+    assert lines[0] == (
+        "*Params* (the baseline logged 2 of these 5; :small_orange_diamond: differs from it: ← its value)"
+    )
+    assert lines[1:] == [
         f"• {DIFFERS_MARK} random_state = `39` ← `7`",
         "• learning_rate = `0.1`",
         "• max_depth = `3`",
         "• n_estimators = `150`",
         "• tol = `1e-4`",
     ]
+    same = _params_text(_summary(params=gbm, baseline=BASELINE), {**logreg, "random_state": "39"})
+    assert same.split("\n")[0] == "*Params* (the baseline logged 2 of these 5, with the same values)"
+    none = _params_text(_summary(params=gbm, baseline=BASELINE), {"C": "1.0"})
+    assert none.split("\n")[:2] == [PARAMS_NONE_SHARED_TITLE, "• learning_rate = `0.1`"]
     # Half of the run's params in the baseline is the same kind: a new one counts.
     assert differing_params({"a": "1", "b": "2"}, {"a": "1"}) == {"b": None}
     assert differing_params({"a": "1", "b": "2", "c": "3"}, {"a": "1"}) == {}
