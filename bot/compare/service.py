@@ -54,7 +54,7 @@ COMPARE_POINTS = 500
 # from MLflow's sample of COMPARE_POINTS and the chart's comment says which (runs reviewed before are
 # whole from the cache). Measured on the test server under load: reading 2 million points (10 runs x
 # 20 metrics x 10,000 steps) took 51 s against 9 s for the sample.
-COMPARE_FULL_BUDGET = 100_000
+COMPARE_FULL_BUDGET = 50_000
 HISTORIES_SAMPLED = (
     " Drawn from MLflow's sample of {n} points per run (a one-step spike can be missing): {keys}."
 )

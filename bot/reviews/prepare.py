@@ -235,14 +235,16 @@ class ReviewPreparer:
         summary = prepared.summary
         baseline = summary.baseline
         baseline_summary = prepared.baseline_summary
-        compared = [summary] if baseline is None or baseline_summary is None else [summary, baseline_summary]
-        # One read of the histories serves both runs: the run's own chart and the overlay.
-        histories = self._histories(compared, summary.metrics)
+        # The run's own histories first, so its chart does not wait for the baseline's (read whole too,
+        # unless cached) for the overlay.
+        histories = self._histories([summary], summary.metrics)
         yield self._chart(summary, histories[summary.run_id])
-        if len(compared) > 1 and baseline is not None and baseline_summary is not None:
+        if baseline is not None and baseline_summary is not None:
             yield from build_baseline_comparison(
                 summary, baseline_summary, baseline, self.metric_directions, self.key_metrics
             )
+            shared = [key for key in summary.metrics if key in baseline_summary.metrics]
+            histories |= self._histories([baseline_summary], shared)
             overlay = self._overlay(summary, baseline_summary, histories)
             if overlay is not None:
                 yield overlay

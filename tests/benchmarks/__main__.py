@@ -11,7 +11,7 @@ import sys
 import time
 from types import FrameType
 
-from tests.benchmarks import idle_clients, measure, nudge_scan, report, votes
+from tests.benchmarks import histories, idle_clients, measure, nudge_scan, report, votes
 from tests.benchmarks.stack import counted_bot, running_stack, second_replica
 
 SMALL_RUNS = 10
@@ -23,6 +23,7 @@ BIG_METRICS = 30
 BIG_STEPS = 5_000
 BIG_REPEATS = 3
 BIG_TIMEOUT = 60  # s per repeat, command to chart
+SPIKE_REPEATS = 3  # the 100,000-step metric, each from an empty history cache
 CARD_FLOOR_SAMPLES = 5  # after each repeat: one get_run + one chat.postMessage, a second apart
 NUDGE_MODELS = 200
 NUDGE_VERSIONS = 20
@@ -66,12 +67,25 @@ def main() -> int:
         progress(f"   logged in {big_log_s:.1f} s; reviewing it {BIG_REPEATS} times…")
         big, floor_samples = [], []
         for i in range(BIG_REPEATS):
+            histories.clear_history_cache(stack.redis_url)  # each repeat reads MLflow: a first look
             timing = measure.command_to_card_and_chart(stack, big_run, f"U0BIG{i:03d}", BIG_TIMEOUT)
             floor = measure.card_floor(stack, big_run, CARD_FLOOR_SAMPLES)
             progress(f"   #{i + 1}: card {timing.card_s}, chart {timing.chart_s}, floor {floor.median_s}")
             big.append(timing)
             floor_samples += floor.samples_s
         card_floor = measure.CardFloor(floor_samples)
+        big_warm = measure.command_to_card_and_chart(stack, big_run, "U0BIGWARM", BIG_TIMEOUT)
+        progress(f"   a second look (history cache): card {big_warm.card_s}, chart {big_warm.chart_s}")
+
+        progress(f"2b. a {histories.SPIKE_STEPS:,}-step metric with a one-step spike, {SPIKE_REPEATS} times…")
+        spike = histories.measure_spike(stack, SPIKE_REPEATS, BIG_TIMEOUT)
+        progress(
+            f"   charts {[t.chart_s for t in spike.cold]}, second look {spike.warm and spike.warm.chart_s}"
+        )
+        progress(
+            f"   spike in the envelope: {spike.spike_kept} "
+            f"(max {spike.envelope_max} at step {spike.envelope_max_step:,})"
+        )
 
         compare_shape = f"{COMPARE_RUNS} runs x {COMPARE_METRICS} metrics x {COMPARE_STEPS:,} steps"
         progress(f"3. logging {compare_shape}…")
@@ -90,6 +104,12 @@ def main() -> int:
                     f"{timing.mlflow_requests} MLflow requests"
                 )
                 compared.append(timing)
+            progress("   the history cache: two runs reviewed, reviewed again, then compared…")
+            cache = histories.measure_cache(stack, counted, proxy, COMPARE_TIMEOUT)
+            for item in cache.steps:
+                progress(
+                    f"   {item.what}: {item.history_requests} history requests, {item.from_cache} cached"
+                )
 
         progress(f"4. {VOTES} votes on one run, {VOTE_CONCURRENCY} at a time: one replica, then two…")
         vote_bursts = [votes.measure_votes(stack, [stack.bot], VOTES, VOTE_CONCURRENCY, VOTE_TIMEOUT)]
@@ -116,7 +136,7 @@ def main() -> int:
 
     results = report.Results(
         info, setup, burst, shape, big_log_s, big, memory, problems, compare_shape, compare_log_s, compared,
-        nudges, vote_bursts, idle, card_floor=card_floor,
+        nudges, vote_bursts, idle, card_floor=card_floor, big_warm=big_warm, spike=spike, cache=cache,
     )  # fmt: skip
     print()
     print(report.render(results))
