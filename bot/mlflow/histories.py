@@ -20,7 +20,9 @@ read in three rounds:
 Only the keys the caller will draw are read whole (`full`), within `budget` points; the others keep
 the probe's sample, marked `sampled`. A finished run's histories never change: their envelopes are
 kept in the store (HistoryCache) by run, key and width, so a second look or a comparison of runs
-already seen asks MLflow nothing. The cache fails soft: without it, histories come from MLflow.
+already seen asks MLflow nothing. A sampled envelope is kept too (a second look needs it only to know
+the metric is a history; a comparison that shows it says it is sampled). The cache fails soft:
+without it, histories come from MLflow.
 """
 
 from __future__ import annotations
@@ -163,7 +165,7 @@ class Histories:
             fetched = self._read(missing, width, found, full, probe_points, budget, len(run_ids) > 1)
             for (run_id, key), env in fetched.items():
                 found[(run_id, key)] = env
-                if self.cache is not None and run_id in final and not env.sampled and env.points:
+                if self.cache is not None and run_id in final and env.points:
                     self.cache.put(run_id, env)
         return {
             run_id: [found[(run_id, key)] for key in keys if found.get((run_id, key), Envelope(key)).points]
