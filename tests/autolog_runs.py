@@ -50,6 +50,7 @@ LONG_NOISE = 0.02
 SPIKE_STEP = 61_237  # not on a round step: an evenly spaced sample of 1,000 steps skips it
 SPIKE_VALUE = 25.0
 LONG_METRIC = "loss"
+LONG_THREADS = 2  # the test server's workers: 100 batches in about a third of the time of one by one
 MLFLOW_INF = 1.7976931348623157e308  # what MLflow stores for +inf (and its negative for -inf)
 UNICODE_RUN_NAME = "模型-評価 🚀"
 UNICODE_METRIC = "損失"
@@ -172,12 +173,14 @@ class _Logger:
         info = self.client.get_run(run_id).info
         self.result.runs[label] = LoggedRun(label, run_id, info.run_name, info.experiment_id, real)
 
-    def batch(self, run_id: str, metrics: list[Metric], params: list[Param] = ()) -> None:
+    def batch(self, run_id: str, metrics: list[Metric], params: list[Param] = (), threads: int = 1) -> None:
+        """`threads` > 1 sends the metric batches in parallel (a server's workers take them together)."""
         params = list(params)
         for i in range(0, len(params), 100):
             self.client.log_batch(run_id, params=params[i : i + 100])
-        for i in range(0, len(metrics), BATCH):
-            self.client.log_batch(run_id, metrics=metrics[i : i + BATCH])
+        chunks = [metrics[i : i + BATCH] for i in range(0, len(metrics), BATCH)]
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="log-batch") as pool:
+            list(pool.map(lambda chunk: self.client.log_batch(run_id, metrics=chunk), chunks))
 
 
 # --- data ---------------------------------------------------------------------------------------------
@@ -383,6 +386,7 @@ def _log_long_spike(log: _Logger) -> None:
         run_id,
         [Metric(LONG_METRIC, float(v), start + i, i) for i, v in enumerate(values)],
         [Param("steps", str(LONG_STEPS))],
+        threads=LONG_THREADS,
     )
     log.client.set_terminated(run_id)
     log.add("edge/long-spike", run_id, real=False)
