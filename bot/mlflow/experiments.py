@@ -8,10 +8,12 @@ from datetime import datetime
 
 from bot import tags
 from bot.errors import NotFound
+from bot.metrics.values import is_finite
 from bot.mlflow.client import Mlflow
 from bot.mlflow.runs import Run, summary_from_run
 from bot.models import Direction, RunSummary
 
+DIVERGED_SLACK = 10  # runs read past a leaderboard's length, in case some diverged (inf)
 METRIC_SAMPLE_RUNS = 200  # recent runs read to list an experiment's metrics
 CHILD_PAGE = 500  # child runs per search request
 MAX_CHILDREN = 2000  # a sweep's children read at most: the count says "2000+" beyond
@@ -48,19 +50,24 @@ class Experiments:
     ) -> list[RunSummary]:
         """The experiment's active runs that logged `key`, best first (one search request).
 
-        MLflow sorts runs without the metric (or with NaN) last, so the first `limit` are the best.
+        MLflow sorts runs without the metric (or with NaN) last, so the first `limit` are the best, except
+        runs that diverged: MLflow stores ±inf as ±1.8e308, which sorts first one way. Those are left out
+        (a value, not a rank), and DIVERGED_SLACK more runs are read so that they do not take the places.
         """
         runs = self.mlflow.call(
             "runs",
             lambda: self.mlflow.tracking.search_runs(
-                [experiment_id], order_by=[order_by_metric(key, direction)], max_results=limit
+                [experiment_id],
+                order_by=[order_by_metric(key, direction)],
+                max_results=limit + DIVERGED_SLACK,
             ),
         )
-        return [
+        ranked = [
             summary_from_run(run, experiment_name, [], self.mlflow.ui_url, self.mlflow.verifier)
             for run in runs
-            if math.isfinite(run.data.metrics.get(key, math.nan))
+            if is_finite(run.data.metrics.get(key, math.nan))  # not MLflow's ±1.8e308 (inf)
         ]
+        return ranked[:limit]
 
     def best_finished_runs(
         self, experiment_id: str, key: str, direction: Direction, started_before: datetime | None, limit: int

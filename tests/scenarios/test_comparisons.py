@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import time
 import uuid
 from typing import Any
@@ -307,6 +308,8 @@ def leaderboard_experiment(runs) -> tuple[str, dict[str, str]]:
         for auc in (80, 95, 90, 85)
     }
     runs.make_run("lb-without-auc", experiment=name, metrics={"other": 1.0})
+    # Diverged: MLflow stores +inf as 1.8e308, which sorts first by `val_auc DESC`; it must not rank.
+    runs.make_run("lb-diverged", experiment=name, metrics={"val_auc": math.inf})
     return name, ids
 
 
