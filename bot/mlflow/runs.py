@@ -32,7 +32,7 @@ MAX_EXPERIMENTS = 1000
 # Kept in this process for a short time, so a card needs one MLflow request before it is posted:
 # an experiment's name (and whether it was deleted) almost never changes, and a run's params only grow
 # while it runs (MLflow refuses to change a logged param).
-EXPERIMENT_TTL_SECONDS = 60.0
+EXPERIMENT_TTL_SECONDS = 300.0
 PARAMS_TTL_SECONDS = 600.0
 CACHED_ENTRIES = 1024
 
@@ -104,6 +104,7 @@ def summary_from_run(
         source_name=run_tags.get(tags.SOURCE_NAME, ""),
         git_commit=run_tags.get(tags.GIT_COMMIT, ""),
         metrics=dict(data.metrics),
+        metric_steps=_metric_steps(run),
         params=dict(data.params),
         note=run_tags.get(tags.NOTE, ""),
         datasets=_datasets(run),
@@ -116,6 +117,14 @@ def summary_from_run(
         parent_run_id=run_tags.get(tags.PARENT_RUN, ""),
         sweep=tags.sweep_from_tags(run_tags),
     )
+
+
+def _metric_steps(run: Run) -> dict[str, int]:
+    """Each metric's last step: MLflow returns the latest value with its step (the largest step)."""
+    steps: dict[str, int] = {}
+    for metric in getattr(run.data, "_metric_objs", None) or []:
+        steps[metric.key] = max(int(metric.step or 0), steps.get(metric.key, int(metric.step or 0)))
+    return steps
 
 
 def _datasets(run: Run) -> list[DatasetInput]:
