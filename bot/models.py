@@ -241,6 +241,9 @@ class RunSummary(_Frozen):
     source_name: str = ""
     git_commit: str = ""
     metrics: dict[str, float] = Field(default_factory=dict)
+    # each metric's last step, as the run says (MLflow keeps it with the latest value): a history's
+    # step range is known without asking the server for a sample first
+    metric_steps: dict[str, int] = Field(default_factory=dict)
     params: dict[str, str] = Field(default_factory=dict)
     note: str = ""
     datasets: list[DatasetInput] = Field(default_factory=list)

@@ -31,8 +31,8 @@ import bisect
 import logging
 import math
 import time
-from collections.abc import Callable, Collection, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +55,10 @@ BULK_MAX_RUNS = 100  # the server's limit on run_ids per bulk-interval request
 SERVER_SAMPLE_LIMIT = 2500  # bulk-interval returns every point of a step range holding fewer than this
 WINDOW_POINTS = 2400  # what a window is sized for, under the limit (fewer requests: ~10 ms each)
 PROBE_POINTS = 250  # a history shorter than this is complete after the probe (most are)
+# A series of known last step up to this many steps is read in WINDOW_POINTS-step windows all at once
+# (a wasted request or two when its steps are sparse); a longer one sizes them from its first window.
+DIRECT_STEPS = 8 * WINDOW_POINTS
+MIN_STEP = -(2**63)  # MLflow's steps are int64: the first window takes any below 0 too
 HISTORY_PAGE = 25_000  # get-history page size, for a series whose steps cannot be windowed
 FULL_POINTS_BUDGET = 2_000_000  # points read whole per call; past it, the server's sample (marked)
 FINAL_STATES = frozenset({"FINISHED", "FAILED", "KILLED"})
@@ -108,7 +112,9 @@ class _Series:
 
     run_id: str
     key: str
+    last: int = 0  # its last step as the run says, when past 0: read whole without a probe
     probe: list[Point] = field(default_factory=list)
+    probed: bool = False
     points: list[Point] | None = None  # every point, once known
 
     @property
@@ -116,10 +122,19 @@ class _Series:
         return self.points is not None
 
     @property
+    def maybe_history(self) -> bool:
+        """Logged more than once, or, known only by a last step past 0, may be."""
+        if self.points is not None:
+            return len(self.points) > 1
+        return len(self.probe) > 1 if self.probed else self.last > 0
+
+    @property
     def estimate(self) -> int:
         """Points in the whole history, guessed from the probe's first and last step (steps rarely repeat)."""
         if self.points is not None:
             return len(self.points)
+        if not self.probed:
+            return self.last + 1
         steps = [p[0] for p in self.probe]
         return max(len(self.probe), max(steps) - min(steps) + 1) if steps else 0
 
@@ -139,6 +154,7 @@ class Histories:
         full: Callable[[list[str]], Iterable[str]] | None = None,
         probe_points: int = PROBE_POINTS,
         budget: int = FULL_POINTS_BUDGET,
+        last_steps: Mapping[str, Mapping[str, int]] | None = None,
     ) -> dict[str, list[Envelope]]:
         """{run_id: [the envelope of each key the run logged, in key order]}, each at most `width`
         buckets wide.
@@ -146,7 +162,9 @@ class Histories:
         `finished`: runs in a terminal state, whose envelopes are cached. `full(keys)` is given the
         keys some run logged more than once and returns those worth reading whole (what a chart will
         draw); without it, every key. The rest, and whatever is past `budget` points, are drawn from
-        the server's sample of `probe_points` points (`Envelope.sampled`).
+        the server's sample of `probe_points` points (`Envelope.sampled`). `last_steps`: {run_id: {key:
+        last step}} as the runs say (`RunSummary.metric_steps`); a series whose last step is past 0 is
+        read whole without a probe (one at 0 may still be a history: Keras logs validation_* there).
         """
         run_ids = list(dict.fromkeys(run_ids))
         keys = sorted(set(keys))
@@ -162,7 +180,9 @@ class Histories:
         missing = [(run_id, key) for key in keys for run_id in run_ids if (run_id, key) not in found]
         log.info(HISTORIES_LOG, len(found), len(missing))
         if missing:
-            fetched = self._read(missing, width, found, full, probe_points, budget, len(run_ids) > 1)
+            fetched = self._read(
+                missing, width, found, full, probe_points, budget, len(run_ids) > 1, last_steps or {}
+            )
             for (run_id, key), env in fetched.items():
                 found[(run_id, key)] = env
                 if self.cache is not None and run_id in final and env.points:
@@ -183,8 +203,9 @@ class Histories:
         probe_points: int,
         budget: int,
         several_runs: bool,
+        last_steps: Mapping[str, Mapping[str, int]],
     ) -> dict[tuple[str, str], Envelope]:
-        series = {pair: _Series(*pair) for pair in missing}
+        series = {pair: _Series(*pair, last=last_steps.get(pair[0], {}).get(pair[1], 0)) for pair in missing}
         threads = MULTI_RUN_FETCH_THREADS if several_runs else HISTORY_FETCH_THREADS
         with ThreadPoolExecutor(
             max_workers=HISTORY_FETCH_THREADS, thread_name_prefix="mlflow-history"
@@ -194,8 +215,9 @@ class Histories:
                 for item, points in zip(series.values(), pool.map(self._local, series.values()), strict=True):
                     item.points = points
             else:
-                self._probe(series, probe_points, threads)
-                self._complete(series, cached, full, budget, pool)
+                # A series whose last step the run gave (past 0) needs no probe to be read whole.
+                self._probe([item for item in series.values() if not item.last], probe_points, threads)
+                self._complete(series, cached, full, budget, probe_points, threads, pool)
         return {
             pair: envelope.build(
                 item.key,
@@ -212,22 +234,27 @@ class Histories:
         )
         return [(m.step, m.timestamp, m.value) for m in history]
 
-    def _probe(self, series: dict[tuple[str, str], _Series], probe_points: int, threads: int) -> None:
+    def _probe(self, series: Sequence[_Series], probe_points: int, threads: int) -> None:
         """Round 1: the server's sample of each key, every run in one request (per BULK_MAX_RUNS)."""
-        by_key: dict[str, list[str]] = {}
-        for run_id, key in series:
-            by_key.setdefault(key, []).append(run_id)
+        by_key: dict[str, list[_Series]] = {}
+        for item in series:
+            by_key.setdefault(item.key, []).append(item)
         requests = [
-            (key, run_ids[i : i + BULK_MAX_RUNS])
-            for key, run_ids in by_key.items()
-            for i in range(0, len(run_ids), BULK_MAX_RUNS)
+            (key, items[i : i + BULK_MAX_RUNS])
+            for key, items in by_key.items()
+            for i in range(0, len(items), BULK_MAX_RUNS)
         ]
+        if not requests:
+            return
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="mlflow-probe") as pool:
-            answers = pool.map(lambda request: self._interval(request[1], request[0], probe_points), requests)
-            for (key, run_ids), by_run in zip(requests, answers, strict=True):
-                for run_id in run_ids:
-                    item = series[(run_id, key)]
-                    item.probe = by_run.get(run_id, [])
+            answers = pool.map(
+                lambda request: self._interval([i.run_id for i in request[1]], request[0], probe_points),
+                requests,
+            )
+            for (_, items), by_run in zip(requests, answers, strict=True):
+                for item in items:
+                    item.probe = by_run.get(item.run_id, [])
+                    item.probed = True
                     if len(item.probe) < probe_points:
                         item.points = item.probe
 
@@ -237,39 +264,91 @@ class Histories:
         cached: dict[tuple[str, str], Envelope],
         full: Callable[[list[str]], Iterable[str]] | None,
         budget: int,
+        probe_points: int,
+        threads: int,
         pool: ThreadPoolExecutor,
     ) -> None:
-        """Rounds 2 and 3 for the series the caller wants whole, within the budget."""
-        logged = {key for (_, key), env in cached.items() if env.charted}
-        logged |= {key for (_, key), item in series.items() if len(item.probe) > 1}
-        wanted = list(dict.fromkeys(full(sorted(logged)) if full is not None else sorted(logged)))
-        # Whole keys at a time (every run of a key, or none), the caller's first keys first, so the
-        # runs on one panel are never drawn one whole and one sampled.
-        by_key: dict[str, list[_Series]] = {}
-        for item in series.values():
-            if not item.complete:
-                by_key.setdefault(item.key, []).append(item)
-        chosen: list[_Series] = []
+        """Rounds 2 and 3 for the series the caller wants whole, within the budget.
+
+        A series known only by its last step counts as a history until read: if it turns out to hold
+        one point, the caller is asked again (another key may take its panel) and what it now wants is
+        read too (meanwhile the series not read whole were probed)."""
         spent = 0
-        for key in wanted:
-            items = by_key.get(key, [])
-            cost = sum(item.estimate for item in items)
-            if spent + cost > budget:
-                log.info("metric `%s` is past the history budget (%d points): sampled", key, budget)
-                continue
-            spent += cost
-            chosen += items
-        # Round 2: the first window of each, whole; it tells how many points the probe's buckets hold.
-        plans = list(pool.map(self._first_window, chosen))
-        # Round 3: every window of every series at once.
-        jobs = [(i, window) for i, plan in enumerate(plans) if plan is not None for window in plan[1]]
-        parts = pool.map(lambda job: self._window(chosen[job[0]], job[1]), jobs)
-        read: list[list[Point] | None] = [None if plan is None else list(plan[0]) for plan in plans]
-        for (i, _), part in zip(jobs, parts, strict=True):
-            so_far = read[i]
-            read[i] = None if part is None or so_far is None else so_far + part
-        for item, points in zip(chosen, read, strict=True):
+        while True:
+            logged = {key for (_, key), env in cached.items() if env.charted}
+            logged |= {key for (_, key), item in series.items() if item.maybe_history}
+            wanted = list(dict.fromkeys(full(sorted(logged)) if full is not None else sorted(logged)))
+            # Whole keys at a time (every run of a key, or none), the caller's first keys first, so the
+            # runs on one panel are never drawn one whole and one sampled.
+            by_key: dict[str, list[_Series]] = {}
+            for item in series.values():
+                if not item.complete:
+                    by_key.setdefault(item.key, []).append(item)
+            chosen: list[_Series] = []
+            for key in wanted:
+                items = by_key.get(key, [])
+                cost = sum(item.estimate for item in items)
+                if spent + cost > budget:
+                    log.info("metric `%s` is past the history budget (%d points): sampled", key, budget)
+                    continue
+                spent += cost
+                chosen += items
+            if not chosen:
+                return
+            picked = {id(item) for item in chosen}
+            unprobed = [i for i in series.values() if not i.probed and not i.complete and id(i) not in picked]
+            probing = pool.submit(self._probe, unprobed, probe_points, threads) if unprobed else None
+            self._read_whole(chosen, pool)
+            if probing is not None:
+                probing.result()
+
+    def _read_whole(self, chosen: list[_Series], pool: ThreadPoolExecutor) -> None:
+        """Every point of each series: its windows are asked for as soon as they are known (at once
+        for a series of known last step, after a first window otherwise), all series at once."""
+        reads: list[list[Future[list[Point] | None]]] = [[] for _ in chosen]
+        heads: list[list[Point] | None] = [[] for _ in chosen]
+        firsts: dict[Future[tuple[list[Point], list[tuple[int, int]]] | None], int] = {}
+        for i, item in enumerate(chosen):
+            windows = _direct_windows(item.last) if item.last and not item.probed else None
+            if windows is not None:
+                reads[i] = [pool.submit(self._window, item, window) for window in windows]
+            else:
+                firsts[pool.submit(self._plan, item)] = i
+        for done in as_completed(firsts):
+            i = firsts[done]
+            plan = done.result()
+            heads[i] = None if plan is None else list(plan[0])
+            if plan is not None:
+                reads[i] = [pool.submit(self._window, chosen[i], window) for window in plan[1]]
+        for i, item in enumerate(chosen):
+            points = heads[i]
+            for part in reads[i]:
+                found = part.result()
+                points = None if found is None or points is None else points + found
             item.points = points if points is not None else self._pages(item)
+
+    def _plan(self, item: _Series) -> tuple[list[Point], list[tuple[int, int]]] | None:
+        """The first window, whole, and the step windows for the rest; None when the steps repeat too
+        much to be read by step ranges.
+
+        A series of known last step: its first WINDOW_POINTS steps (and any below 0), then windows of as
+        many steps as that density fits under the limit; one with nothing there is probed first. A
+        probed series: `_first_window`.
+        """
+        if item.last and not item.probed:
+            first = self._window(item, (MIN_STEP, WINDOW_POINTS - 1))
+            if first is None:
+                return None
+            if first:
+                low = min(0, first[0][0])
+                per_step = len(first) / (WINDOW_POINTS - low)
+                steps = max(1, int(WINDOW_POINTS / per_step))
+                bounds = [*range(WINDOW_POINTS, item.last + 1, steps), item.last + 1]
+                return first, [(a, b - 1) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+            self._probe([item], PROBE_POINTS, 1)  # nothing in the first steps: where are they?
+            if item.complete:
+                return item.points or [], []
+        return self._first_window(item)
 
     def _first_window(self, item: _Series) -> tuple[list[Point], list[tuple[int, int]]] | None:
         """The first window, whole, and the step windows for the rest; None when the steps repeat too
@@ -301,6 +380,8 @@ class Histories:
         points = self._interval([item.run_id], item.key, SERVER_SAMPLE_LIMIT, window).get(item.run_id, [])
         if len(points) < SERVER_SAMPLE_LIMIT:
             return points
+        # the server's sample keeps the range's first and last points: split where the points are
+        low, high = max(low, points[0][0]), min(high, points[-1][0])
         if low >= high:
             return None
         middle = (low + high) // 2
@@ -341,6 +422,15 @@ class Histories:
         for m in body.get("metrics", []):
             points.setdefault(m.get("run_id", run_ids[0]), []).append(_point(m))
         return points
+
+
+def _direct_windows(last: int) -> list[tuple[int, int]] | None:
+    """WINDOW_POINTS-step windows up to `last` (the first also takes any step below 0); None past
+    DIRECT_STEPS."""
+    if last + 1 > DIRECT_STEPS:
+        return None
+    bounds = [*range(WINDOW_POINTS, last + 1, WINDOW_POINTS), last + 1]
+    return [(MIN_STEP, bounds[0] - 1)] + [(a, b - 1) for a, b in zip(bounds, bounds[1:], strict=False)]
 
 
 def _point(m: dict[str, Any]) -> Point:

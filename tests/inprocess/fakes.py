@@ -390,6 +390,7 @@ class FakeMlflow:
         full: Callable[[list[str]], Iterable[str]] | None = None,
         probe_points: int = PROBE_POINTS,
         budget: int = FULL_POINTS_BUDGET,
+        last_steps: Mapping[str, Mapping[str, int]] | None = None,
     ) -> dict[str, list[Envelope]]:
         """Every point, as the real one reads it for what it charts: a run without a key gets none."""
         self._read("envelopes")
