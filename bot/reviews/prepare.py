@@ -73,6 +73,9 @@ class PreparedCard:
     baseline_summary: RunSummary | None = None  # the baseline run as read for this card
     notes: tuple[str, ...] = ()  # what could not be read, said first in the thread
     baseline_params: Mapping[str, str] | None = field(default=None, repr=False)
+    # the run's own histories, read from when the run is read (`first_card`) while the card is
+    # posted and completed; None: read them when the thread needs them
+    histories: Future[dict[str, list[Envelope]]] | None = field(default=None, repr=False, compare=False)
 
 
 class ReviewPreparer:
@@ -105,6 +108,8 @@ class ReviewPreparer:
         # Chart panels named first: REVIEW_KEY_METRICS, then PRIMARY_METRIC.
         self.chart_first: Sequence[str] = [*key_metrics, *([primary_metric] if primary_metric else [])]
         self.sweeps = sweeps
+        # The run's histories are read as soon as the run is, so its chart need not wait for the card.
+        self._history_reads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="review-histories")
 
     def card(self, ref: RunRef, requested_by: str, baseline: RunRef | None = None) -> PreparedCard:
         """The complete card (what `review-bot preview` writes): `first_card`, then `complete`."""
@@ -116,7 +121,10 @@ class ReviewPreparer:
         with `--baseline` is looked up here, so a wrong one posts nothing (NotFound or BadReference)."""
         summary = self.runs.run_summary(self.runs.resolve(ref), with_model_versions=False)
         chosen = self.baselines.choose(summary, baseline) if baseline is not None else None
-        return self._prepared(summary.model_copy(update={"baseline": chosen}), requested_by, complete=False)
+        histories = self._history_reads.submit(self._histories, [summary], summary.metrics)
+        return self._prepared(
+            summary.model_copy(update={"baseline": chosen}), requested_by, complete=False, histories=histories
+        )
 
     def complete(self, first: PreparedCard) -> PreparedCard:
         """The card with what `first_card` left out: the run's model versions, its baseline (with the
@@ -160,6 +168,7 @@ class ReviewPreparer:
             baseline_summary=baseline_summary,
             sweep=sweep,
             notes=tuple(notes),
+            histories=first.histories,
         )
 
     def _submit_baseline(
@@ -184,6 +193,7 @@ class ReviewPreparer:
         baseline_summary: RunSummary | None = None,
         sweep: SweepRanking | None = None,
         notes: tuple[str, ...] = (),
+        histories: Future[dict[str, list[Envelope]]] | None = None,
     ) -> PreparedCard:
         params = baseline_summary.params if baseline_summary is not None else None
         return PreparedCard(
@@ -196,6 +206,7 @@ class ReviewPreparer:
             baseline_summary=baseline_summary,
             notes=notes,
             baseline_params=params,
+            histories=histories,
         )
 
     def _build(
@@ -237,7 +248,10 @@ class ReviewPreparer:
         baseline_summary = prepared.baseline_summary
         # The run's own histories first, so its chart does not wait for the baseline's (read whole too,
         # unless cached) for the overlay.
-        histories = self._histories([summary], summary.metrics)
+        if prepared.histories is not None:
+            histories = dict(prepared.histories.result())  # a failed read raises here, as it would below
+        else:
+            histories = self._histories([summary], summary.metrics)
         yield self._chart(summary, histories[summary.run_id])
         if baseline is not None and baseline_summary is not None:
             yield from build_baseline_comparison(
@@ -264,6 +278,7 @@ class ReviewPreparer:
             width=charts.HISTORY_WIDTH_PX,
             finished=finished_runs(runs),
             full=lambda logged: charts.charted_keys(logged, self.chart_first, CHART_PANELS),
+            last_steps={run.run_id: run.metric_steps for run in runs},
         )
 
     def _chart(self, summary: RunSummary, histories: list[Envelope]) -> ThreadItem:
