@@ -75,6 +75,12 @@ def main() -> int:
             floor_samples += floor.samples_s
         card_floor = measure.CardFloor(floor_samples)
         big_warm = measure.command_to_card_and_chart(stack, big_run, "U0BIGWARM", BIG_TIMEOUT)
+        big_floor = histories.history_floor(stack, big_run)
+        chart_median = measure.median([t.chart_s for t in big])
+        progress(
+            f"   chart floor (MLflow alone, same windows) {big_floor}; chart/floor {chart_median} / "
+            f"{measure.median(big_floor)}"
+        )
         progress(f"   a second look (history cache): card {big_warm.card_s}, chart {big_warm.chart_s}")
 
         progress(f"2b. a {histories.SPIKE_STEPS:,}-step metric with a one-step spike, {SPIKE_REPEATS} times…")

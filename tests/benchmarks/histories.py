@@ -13,6 +13,7 @@ import math
 import re
 import sqlite3
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import redis
@@ -193,3 +194,48 @@ def measure_cache(stack: Stack, bot: support.BotProcess, proxy: SlowProxy, timeo
         lambda: compare_runs(counted, bot, proxy, runs, "U0CACHECMP", timeout).histories_s,
     )
     return result
+
+
+# --- the floor of a chart: MLflow alone serving the same points -------------------------------------
+
+
+def history_floor(stack: Stack, run_id: str, repeats: int = 3) -> list[float]:
+    """The seconds the MLflow server alone takes to serve what the bot reads for the run's chart: the
+    same step windows of the same (charted) keys, sent with `requests` at the bot's parallelism
+    (HISTORY_FETCH_THREADS), `repeats` times. Command → chart over this is the chart's ratio."""
+    import requests
+
+    from bot.mlflow.histories import (
+        BULK_INTERVAL_ENDPOINT,
+        HISTORY_FETCH_THREADS,
+        MIN_STEP,
+        SERVER_SAMPLE_LIMIT,
+        WINDOW_POINTS,
+    )
+
+    with _quiet_mlflow():
+        run = stack.runs.client.get_run(run_id)
+    last = {m.key: m.step for m in run.data._metric_objs}
+    keys = charts.charted_keys([key for key, step in last.items() if step > 0], (), 12)
+    jobs = []
+    for key in keys:
+        bounds = [*range(WINDOW_POINTS, last[key] + 1, WINDOW_POINTS), last[key] + 1]
+        windows = [(MIN_STEP, bounds[0] - 1)] + list(zip(bounds, [b - 1 for b in bounds[1:]], strict=False))
+        jobs += [(key, window) for window in windows]
+    url = stack.mlflow_url.rstrip("/") + BULK_INTERVAL_ENDPOINT
+    session = requests.Session()
+    session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=HISTORY_FETCH_THREADS))
+
+    def fetch(job: tuple[str, tuple[int, int]]) -> int:
+        key, (low, high) = job
+        params = {"run_ids": run_id, "metric_key": key, "max_results": SERVER_SAMPLE_LIMIT}
+        params |= {"start_step": low, "end_step": high}
+        return len(session.get(url, params=params, timeout=60).json().get("metrics", []))
+
+    times = []
+    with ThreadPoolExecutor(max_workers=HISTORY_FETCH_THREADS) as pool:
+        for _ in range(repeats):
+            started = time.perf_counter()
+            list(pool.map(fetch, jobs))
+            times.append(time.perf_counter() - started)
+    return times
