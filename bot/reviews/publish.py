@@ -131,15 +131,30 @@ class ReviewPublisher:
         except MlflowRefused as exc:  # 401/403: "try again later" would be wrong; say what it is
             log.error("recording the review request of run %s failed: %s", summary.run_id, exc)
             notify(REQUEST_REFUSED.format(why=exc.user_message()))
-            self._show(prepared.card, posted, channel, ts)
+            self._show_as_recorded(prepared, posted, channel, ts)
             return
         except ReviewBotError as exc:  # LockBusy is one too; nothing of the request was written
             log.error("recording the review request of run %s failed: %s", summary.run_id, exc)
             notify(REQUEST_NOT_RECORDED)
-            self._show(prepared.card, posted, channel, ts)
+            self._show_as_recorded(prepared, posted, channel, ts)
             return
         if behind:  # the run's tags hold the request; the registry copy follows
             self.store.enqueue(MIRROR_QUEUE, summary.run_id, datetime.now(tz=UTC).timestamp())
+
+    def _show_as_recorded(self, prepared: PreparedCard, posted: SlackMessage, channel: str, ts: str) -> None:
+        """The complete card when the request could not be written: it shows the review as the run's tags
+        hold it now, not as they were when the run was first read, so a vote recorded meanwhile (by
+        another worker holding the lock) is not hidden by this update. If even reading fails, the card as
+        prepared."""
+        run_id = prepared.summary.run_id
+        try:
+            card = self.preparer.rendered(
+                prepared, self.records.review_of(run_id, self.records.run_tags(run_id))
+            )
+        except ReviewBotError as exc:
+            log.warning("re-reading the review of run %s failed: %s; showing it as first read", run_id, exc)
+            card = prepared.card
+        self._show(card, posted, channel, ts)
 
     def _show(self, card: SlackMessage, posted: SlackMessage, channel: str, ts: str) -> None:
         """The complete card in place of the one posted first (nothing to do when they are the same)."""

@@ -7,17 +7,17 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from bot import tags
 from bot.ids import BlockId
-from bot.models import ReviewStatus, Via, VoteKind
-from bot.reviews.card import BASELINE_PENDING, DIFFERS_MARK, PARAMS_DIFFER_TITLE
+from bot.models import ReviewState, ReviewStatus, Via, Vote, VoteKind
+from bot.reviews.card import APPROVED_STATUS, BASELINE_PENDING, DIFFERS_MARK, PARAMS_DIFFER_TITLE
 from bot.reviews.prepare import BASELINE_NOT_READ, MLFLOW_SILENT, REGISTRY_NOT_READ, UNEXPECTED_WHY
-from bot.reviews.replies import POSTED
+from bot.reviews.replies import POSTED, REQUEST_NOT_RECORDED
 from bot.services import Services
 from bot.slack.advice import channel_mention
 from tests import support
@@ -259,3 +259,37 @@ def test_a_card_without_baseline_or_versions_is_updated_once_with_none_found(
     assert posted[-1] == f"*Baseline*\n{BASELINE_PENDING}"
     assert _fields(update["blocks"])[:-1] == posted[:-1]
     assert _fields(update["blocks"])[-1].startswith("*Baseline*\n_none")
+
+
+def test_a_request_that_cannot_be_recorded_leaves_the_card_showing_a_vote_recorded_meanwhile(
+    make_services: Callable[..., Services],
+    fake_mlflow: FakeMlflow,
+    slack: SlackTestServer,
+) -> None:
+    """Between the card's first read and the request's write another worker records a vote (and updates
+    the card); then this write fails. The completed card must show the run's review as it is now, not as
+    it was first read, or the vote would vanish from the card until the next update."""
+    services = make_services()
+    run_id = fake_mlflow.add_run("gbm-voted", metrics={"val_auc": 0.9}, params=CANDIDATE_PARAMS)
+    read_tags = fake_mlflow.run_tags
+
+    def vote_lands_then_writes_fail(run: str) -> dict[str, str]:
+        if not fake_mlflow.writes_down:
+            vote = Vote(user=support.BO, name="bo", at=datetime.now(tz=UTC), via=Via.BUTTON)
+            fake_mlflow.record_review(
+                ReviewState(run_id=run, status=ReviewStatus.APPROVED, approvals=[vote]), read_tags(run), []
+            )
+            fake_mlflow.writes_down = True
+        return read_tags(run)
+
+    fake_mlflow.run_tags = vote_lands_then_writes_fail  # type: ignore[method-assign]
+    told = Told()
+    ts = services.publisher.publish(
+        run_ref(run_id), requested_by=support.ANA, origin_channel=support.DEV_CHANNEL, notify=told
+    )
+
+    assert ts is not None
+    assert REQUEST_NOT_RECORDED in told
+    [card] = [c for c in cards_for(slack, run_id) if c["ts"] == ts]
+    # shown as recorded: approved by the voter (the card shows voters by name)
+    assert _status(card["blocks"]).startswith(f"{APPROVED_STATUS} by bo ")
