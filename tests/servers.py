@@ -86,15 +86,20 @@ def redis_server(workdir: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def mlflow_server(workdir: Path, *, basic_auth_admin_password: str | None = None) -> Iterator[str]:
+def mlflow_server(
+    workdir: Path, *, basic_auth_admin_password: str | None = None, backend_store_uri: str | None = None
+) -> Iterator[str]:
     """`mlflow server` with a sqlite backend and proxied artifacts, as a team would run it; with
     `basic_auth_admin_password`, MLflow's own basic-auth app (`--app-name basic-auth`: users, permissions,
-    new users READ by default), its admin `admin` with that password."""
+    new users READ by default), its admin `admin` with that password; with `backend_store_uri`, that
+    backend (PostgreSQL, say) instead of sqlite."""
     port = support.free_port()
-    root = workdir / ("mlflow-auth" if basic_auth_admin_password else "mlflow")
+    root = workdir / (
+        "mlflow-auth" if basic_auth_admin_password else "mlflow-db" if backend_store_uri else "mlflow"
+    )
     root.mkdir()
     mlflow_bin = VENV_BIN / "mlflow"
-    log_path = workdir / "mlflow-server.log"
+    log_path = workdir / ("mlflow-db-server.log" if backend_store_uri else "mlflow-server.log")
     env = {
         **os.environ,
         # Registry webhooks to the bot on loopback (MLflow refuses private addresses and http otherwise).
@@ -123,7 +128,7 @@ def mlflow_server(workdir: Path, *, basic_auth_admin_password: str | None = None
             [
                 str(mlflow_bin) if mlflow_bin.exists() else "mlflow",
                 "server",
-                "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+                "--backend-store-uri", backend_store_uri or f"sqlite:///{root / 'mlflow.db'}",
                 "--artifacts-destination", str(root / "artifacts"),
                 "--host", "127.0.0.1",
                 "--port", str(port),
