@@ -260,6 +260,8 @@ def _render_png(panels: list[tuple[str, ...]], by_key: dict[str, Envelope], titl
 
 
 _Line = tuple[str, Envelope, str, str]  # (legend label, envelope, colour, line style)
+SAME_VALUES = " (same values as {other})"
+DUPLICATE_STYLE = (0, (4, 4))  # dashes over the line it repeats
 
 
 def _draw_panel(  # noqa: ANN001 - a matplotlib Axes
@@ -311,10 +313,17 @@ def _draw_lines(  # noqa: ANN001 - a matplotlib Axes
     labels: list[str] = []
     extent: list[int] = []
     axis_kinds = {env.axis for _, env, _, _ in reduced}
+    drawn: dict[tuple[tuple[int, ...], tuple[float, ...]], str] = {}
     for label, env, colour, style in reduced:
         shown = label + (
             LOGGING_ORDER_SUFFIX if env.axis is XAxis.LOGGING_ORDER and len(axis_kinds) > 1 else ""
         )
+        # A line identical to one already drawn (Keras' val_* and MLflow's validation_* copies) would
+        # hide under it: dashed, so both show, and named as the same.
+        same = drawn.setdefault((tuple(env.x), tuple(env.values)), label) if env.values else label
+        if same != label:
+            style = DUPLICATE_STYLE
+            shown += SAME_VALUES.format(other=same)
         values = [v / scale for v in env.values] if scale != 1.0 else env.values
         (line,) = axes.plot(env.x, values, color=colour, linewidth=1.6, linestyle=style)
         extent += env.extent or ()

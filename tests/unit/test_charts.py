@@ -432,3 +432,24 @@ def test_comparison_chart_failures_are_logged_and_left_out(
         "comparison chart failed to render; leaving it out",
         "final-metrics chart failed to render; leaving it out",
     ]
+
+
+def test_a_line_identical_to_another_in_its_panel_is_dashed_and_named_as_the_same() -> None:
+    """Keras' `val_accuracy` (one per epoch) and MLflow's `validation_accuracy` copy (logging order) are
+    the same points: drawn plainly, the first would vanish under the second."""
+    from matplotlib.figure import Figure
+
+    val = envelope.build("val_accuracy", [(t, t, 0.5 + t / 10) for t in range(5)], 100)
+    copy = envelope.build("validation_accuracy", [(0, t, 0.5 + t / 10) for t in range(5)], 100)
+    other = envelope.build("accuracy", [(t, t, 0.4 + t / 10) for t in range(5)], 100)
+    axes = Figure().add_subplot()
+    lines = [("accuracy", other, "#000000", "-"), ("val_accuracy", val, "#111111", "-")]
+    lines.append(("validation_accuracy", copy, "#222222", "-"))
+    charts._draw_lines(axes, "accuracy", lines, 100, lowest=True, legend=True, levels=())
+    labels = [text.get_text() for text in axes.get_legend().get_texts()]
+    assert labels[0] == "accuracy" and labels[1] == "val_accuracy"
+    assert labels[2].startswith("validation_accuracy") and labels[2].endswith(
+        charts.SAME_VALUES.format(other="val_accuracy")
+    )
+    styles = [line.get_linestyle() for line in axes.get_lines()]
+    assert styles[:2] == ["-", "-"] and styles[2] != "-"
