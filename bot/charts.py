@@ -260,7 +260,7 @@ def _render_png(panels: list[tuple[str, ...]], by_key: dict[str, Envelope], titl
 
 
 _Line = tuple[str, Envelope, str, str]  # (legend label, envelope, colour, line style)
-SAME_VALUES = " (same values as {other})"
+SAME_VALUES = " = {other}"
 DUPLICATE_STYLE = (0, (4, 4))  # dashes over the line it repeats
 
 
@@ -323,7 +323,7 @@ def _draw_lines(  # noqa: ANN001 - a matplotlib Axes
         same = drawn.setdefault((tuple(env.x), tuple(env.values)), label) if env.values else label
         if same != label:
             style = DUPLICATE_STYLE
-            shown += SAME_VALUES.format(other=same)
+            shown = label + SAME_VALUES.format(other=same)  # short: the legend sits inside the panel
         values = [v / scale for v in env.values] if scale != 1.0 else env.values
         (line,) = axes.plot(env.x, values, color=colour, linewidth=1.6, linestyle=style)
         extent += env.extent or ()
