@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from bot.metrics import directions
-from bot.metrics.values import as_float
+from bot.metrics.values import as_float, is_finite
 from bot.models import Baseline, BaselineReason, Direction, MetricGoal
 
 MIN_COMPARED = 2
@@ -82,8 +82,9 @@ def is_better(value: float, other: float, direction: Direction) -> bool:
 def best_first(values: Mapping[str, float], direction: Direction) -> list[str]:
     """Keys of `values` best first (NaN, ±inf and MLflow's stand-ins for them last); a metric that is
     not judged (NEUTRAL, UNKNOWN) keeps the given order: no value of it is "best"."""
-    finite = [k for k, v in values.items() if math.isfinite(as_float(v))]
-    rest = [k for k in values if k not in set(finite)]
+    finite = [k for k, v in values.items() if is_finite(v)]
+    judged = set(finite)
+    rest = [k for k in values if k not in judged]
     if not direction.judged:
         return finite + rest
     return sorted(finite, key=lambda k: values[k], reverse=direction is Direction.MAX) + rest

@@ -11,7 +11,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from bot.compare.rules import differing_params, goal_direction
+from bot.compare.rules import best_first, differing_params, goal_direction
+from bot.metrics.values import is_finite
 from bot.models import Direction, MetricGoal, Sweep, SweepBest
 
 # scikit-learn's *SearchCV (and its MLflow autolog) log these on each child run.
@@ -49,7 +50,7 @@ class SweepRanking:
 
 
 def _logged(children: Sequence[SweepChild], key: str) -> bool:
-    return any(math.isfinite(c.metrics.get(key, math.nan)) for c in children)
+    return any(is_finite(c.metrics.get(key, math.nan)) for c in children)
 
 
 def sweep_metric(
@@ -81,11 +82,15 @@ def rank_children(
     metric, direction = sweep_metric(children, primary, overrides)
     ranked: list[SweepChild] = []
     if metric and direction is not None:
-        sign = -1.0 if direction is Direction.MAX else 1.0
-        ranked = sorted(
-            (c for c in children if math.isfinite(c.metrics.get(metric, math.nan))),
-            key=lambda c: (sign * c.metrics[metric], c.run_name, c.run_id),
-        )
+        # Ties keep the order by name, then id: best_first sorts stably. A child that diverged (NaN, or
+        # MLflow's ±1.8e308 for ±inf) has no rank.
+        by_name = {c.run_id: c for c in sorted(children, key=lambda c: (c.run_name, c.run_id))}
+        values = {
+            run_id: c.metrics[metric]
+            for run_id, c in by_name.items()
+            if is_finite(c.metrics.get(metric, math.nan))
+        }
+        ranked = [by_name[run_id] for run_id in best_first(values, direction)]
     return SweepRanking(
         children=list(children),
         total=len(children) if total is None else total,

@@ -86,6 +86,11 @@ def test_children_are_ranked_best_first_with_the_params_the_sweep_varies() -> No
     # a child without the metric is listed but not ranked
     partial = rank_children([*GRID, child("d", {"mean_fit_time": 0.1})])
     assert [c.run_name for c in partial.ranked] == ["b", "a", "c"] and len(partial.children) == 4
+    # a child that diverged (NaN, or MLflow's 1.8e308 for +inf) is listed but not ranked, never "best"
+    diverged = rank_children(
+        [*GRID, child("e", {SWEEP_SCORE: 1.7976931348623157e308}), child("f", {SWEEP_SCORE: math.nan})]
+    )
+    assert [c.run_name for c in diverged.ranked] == ["b", "a", "c"] and len(diverged.children) == 5
     # a metric of unknown direction ranks nothing
     assert (
         rank_children(GRID, primary=MetricGoal(key="mean_fit_time", direction=Direction.UNKNOWN)).ranked == []
