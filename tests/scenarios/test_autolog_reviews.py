@@ -136,6 +136,18 @@ def _review(bot, slack, eventually, text: str, run_id: str) -> dict[str, Any]:  
     return cards_for(slack, run_id)[-1]
 
 
+def _metric_chart_in_thread(slack, eventually, card: dict[str, Any]):  # noqa: ANN001, ANN202
+    """The metric chart uploaded in the card's thread, once it is there."""
+    return eventually(
+        lambda: [
+            f
+            for f in uploads_in_thread(slack, card["channel"], card["ts"])
+            if f.filename == "metric-history.png"
+        ],
+        what="the metric chart",
+    )[0]
+
+
 def _section_texts(message: dict[str, Any]) -> list[str]:
     texts = []
     for block in message.get("blocks") or []:
@@ -327,14 +339,7 @@ def test_spike_of_one_step_is_drawn_in_the_thread_chart(preparer, autolog_runs) 
 def test_diverged_run_is_charted_and_its_card_says_inf(bot, slack, eventually, autolog_runs) -> None:
     run_id = autolog_runs.id("edge/diverged")
     card = _review(bot, slack, eventually, run_id, run_id)
-    upload = eventually(
-        lambda: [
-            f
-            for f in uploads_in_thread(slack, card["channel"], card["ts"])
-            if f.filename == "metric-history.png"
-        ],
-        what="the metric chart",
-    )[0]
+    upload = _metric_chart_in_thread(slack, eventually, card)
     assert upload.content.startswith(PNG_MAGIC)
     thread_text = json.dumps(slack.thread(card["channel"], card["ts"]), ensure_ascii=False)
     assert NO_HISTORY not in thread_text and "more than one step" not in thread_text
@@ -403,14 +408,7 @@ def test_cjk_run_is_charted_in_the_thread_without_missing_glyphs(
     before = len(bot.log())
     card = _review(bot, slack, eventually, run_id, run_id)
     assert UNICODE_RUN_NAME in json.dumps(card["blocks"], ensure_ascii=False)
-    upload = eventually(
-        lambda: [
-            f
-            for f in uploads_in_thread(slack, card["channel"], card["ts"])
-            if f.filename == "metric-history.png"
-        ],
-        what="the metric chart",
-    )[0]
+    upload = _metric_chart_in_thread(slack, eventually, card)
     assert upload.title == CHART_TITLE.format(run=UNICODE_RUN_NAME)
     assert "missing from font" not in bot.log()[before:]
 
