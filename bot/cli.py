@@ -229,6 +229,13 @@ def cmd_demo(args: argparse.Namespace, wiring: Wiring) -> None:
     )
     if nudge is not None:
         print(f"  {nudge}     the nudge: @{CHAMPION_ALIAS} is deployed without an approved review")
+    if store.mlflow3 is not None:  # MLflow 3: a LoggedModel logged outside any run, and a prompt
+        for ref, sub in (
+            (f"models:/{store.mlflow3.agent_model_id}", "logged-model"),
+            (f"prompts:/{store.mlflow3.prompt_name}/{store.mlflow3.prompt_version}", "prompt"),
+        ):
+            shown = write_preview(preparer, parse_ref(ref), Path(args.out) / sub)
+            print(f"  {shown.card}   the review card of {ref} (thread: {shown.thread.name})")
     print(f"Browse the store: mlflow ui --backend-store-uri {tracking_uri}")
     print(
         f"Preview another: review-bot preview models:/{store.model_name}@champion --out preview-champion "
@@ -240,7 +247,7 @@ def cmd_gate(args: argparse.Namespace, wiring: Wiring) -> None:
     """A deployment gate: 0 approved, 1 not (with the reason), 2 could not tell."""
     from bot.commands import parse_ref
     from bot.errors import ReviewBotError
-    from bot.models import RefKind
+    from bot.models import MODEL_VERSION_REFS
     from bot.votes.gate import gate_verdict
 
     settings = load_settings(**({"mlflow_tracking_uri": args.tracking_uri} if args.tracking_uri else {}))
@@ -255,9 +262,10 @@ def cmd_gate(args: argparse.Namespace, wiring: Wiring) -> None:
     try:
         mlflow = wiring.create_mlflow(settings)
         ref = parse_ref(args.ref)
-        run_id = mlflow.runs.resolve(ref)
-        version = mlflow.registry.version_of(ref) if ref.kind is not RefKind.RUN else None
-        verdict = gate_verdict(run_id, mlflow.records.review_of(run_id), version)
+        subject = mlflow.runs.resolve(ref)
+        version = mlflow.registry.version_of(ref) if ref.kind in MODEL_VERSION_REFS else None
+        standing = mlflow.records.standing(subject)
+        verdict = gate_verdict(subject, standing.review, version, deleted=standing.deleted)
     except ReviewBotError as exc:
         print(f"review-bot gate: {_plain(exc.user_message())}", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None
@@ -376,7 +384,11 @@ def build_parser() -> argparse.ArgumentParser:
     gate = sub.add_parser(
         "gate", help="exit 0 if the run behind REF is approved, 1 if not (with the reason), 2 on errors"
     )
-    gate.add_argument("ref", help="run id, runs:/ URI, models:/name/version or models:/name@alias")
+    gate.add_argument(
+        "ref",
+        help="run id, runs:/ URI, models:/name/version, models:/name@alias, models:/m-<id>, "
+        "prompts:/name/version or prompts:/name@alias",
+    )
     gate.add_argument("--tracking-uri", help="overrides MLFLOW_TRACKING_URI")
     gate.set_defaults(func=cmd_gate)
     nudge = sub.add_parser(

@@ -18,6 +18,17 @@ RUN_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 _URL_RUN_RE = re.compile(r"/runs/([0-9a-fA-F]{32})(?:[/?#]|$)")
 _RUNS_URI_RE = re.compile(r"^runs:/([^/]+)(?:/.*)?$")
 _MODELS_URI_RE = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>[^/@]+)|@(?P<alias>[^/@]+))/?$")
+_LOGGED_MODEL_URI_RE = re.compile(r"^models:/(?P<id>m-[0-9a-fA-F]{32})(?:/.*)?$")
+_PROMPTS_URI_RE = re.compile(r"^prompts:/(?P<name>[^/@]+)(?:/(?P<version>[^/@]+)|@(?P<alias>[^/@]+))?/?$")
+# The MLflow UI's pages (the part after `#`, or the path when the UI runs without a hash router).
+_URL_LOGGED_MODEL_RE = re.compile(r"/experiments/[^/]+/models/(m-[0-9a-fA-F]{32})(?:[/?#]|$)")
+_URL_MODEL_VERSION_RE = re.compile(r"/models/([^/?#]+)/versions/([0-9]+)(?:[/?#]|$)")
+_URL_MODEL_RE = re.compile(r"/models/([^/?#]+)/?(?:[?#]|$)")
+_URL_PROMPT_RE = re.compile(r"/prompts/([^/?#]+)/?(?:\?(?P<query>[^#]*))?(?:#|$)")
+_URL_PROMPT_VERSION_RE = re.compile(r"(?:^|&)(?:promptVersion|version)=([0-9]+)(?:&|$)")
+# MLflow's legacy stages, as `models:/name/<stage>` names them (case-insensitive, as MLflow reads them).
+MODEL_STAGES = {"production": "Production", "staging": "Staging", "archived": "Archived", "none": "None"}
+LATEST = "latest"
 # Names echoed back in messages must not be able to format, mention or link.
 _UNSAFE_NAME_RE = re.compile(r"[<>&`\n\r]")
 # `/review leaderboard <experiment> valid-l2:min`: which way the metric improves, said with it.
@@ -33,7 +44,11 @@ USAGE = (
     "• a run id: `3f2a9c…` (32 hex characters)\n"
     "• a run's URL from the MLflow UI: `https://mlflow.example.com/#/experiments/1/runs/3f2a9c…`\n"
     "• a run URI: `runs:/3f2a9c…/model`\n"
-    "• a registered model version: `models:/fraud-clf/3` or an alias: `models:/fraud-clf@champion`\n"
+    "• a registered model version: `models:/fraud-clf/3`, an alias: `models:/fraud-clf@champion`, "
+    "`models:/fraud-clf/latest` or a legacy stage: `models:/fraud-clf/Production`\n"
+    "• a logged model (MLflow 3): `models:/m-3f2a9c…`, as `log_model` returns it\n"
+    "• a prompt version: `prompts:/summarizer/2` or `prompts:/summarizer@production`\n"
+    "• the page of any of these in the MLflow UI: a run, a logged model, a model version or a prompt\n"
     "The card names its baseline (the deployed champion, the parent run or the best earlier run); "
     f"`{COMMAND} <run> --baseline <run>` picks it yourself.\n"
     f"`{COMMAND} compare <run> <run> […]` compares 2 to {MAX_COMPARED} runs side by side.\n"
@@ -201,8 +216,37 @@ def _leaderboard(text: str) -> LeaderboardCommand:
     return LeaderboardCommand(words=tuple(words), limit=limit, direction=direction)
 
 
+ACCEPTED_FORMS = (
+    "a run id (32 hex characters), `runs:/<run id>/…`, `models:/<name>/<version>`, `models:/<name>@<alias>`, "
+    "`models:/<name>/latest`, `models:/<name>/<stage>`, `models:/m-<id>` (a logged model), "
+    "`prompts:/<name>/<version>`, `prompts:/<name>@<alias>`, or the MLflow UI page of a run, a logged model, "
+    "a model version or a prompt"
+)
+UNSAFE_NAME = (
+    ":thinking_face: `{raw}` has characters no registered model or prompt name uses here "
+    "(`<`, `>`, `&`, backticks or line breaks). Copy the name from the MLflow UI."
+)
+BAD_MODEL_URI = f":thinking_face: `{{raw}}` is not a model URI I can review. I accept {ACCEPTED_FORMS}."
+BAD_PROMPT_URI = (
+    ":thinking_face: `{raw}` is not a prompt URI I can review: use `prompts:/<name>/<version number>` or "
+    "`prompts:/<name>@<alias>`."
+)
+NOT_A_PAGE = (
+    ":thinking_face: `{raw}` does not look like an MLflow page I can review. "
+    "Open the run, logged model, model version or prompt in the MLflow UI and copy its URL."
+)
+MODEL_PAGE = (
+    ":thinking_face: `{raw}` is a registered model's page, which has many versions. Open the version you "
+    "want reviewed and copy its URL, or use `models:/{name}@<alias>` or `models:/{name}/latest`."
+)
+NOT_A_REFERENCE = (
+    f":thinking_face: `{{raw}}` is not a run id, nor anything else I can review. I accept {ACCEPTED_FORMS}. "
+    f"`{COMMAND} help` shows examples."
+)
+
+
 def parse_ref(raw: str) -> RunRef:
-    """Accept what people paste: ids, UI URLs, runs:/ and models:/ URIs."""
+    """Accept what people paste: ids, UI URLs, runs:/, models:/ and prompts:/ URIs."""
     text = raw.strip()
     link = _SLACK_LINK_RE.match(text)
     if link:
@@ -214,42 +258,81 @@ def parse_ref(raw: str) -> RunRef:
         if match and RUN_ID_RE.match(match.group(1).lower()):
             return RunRef(kind=RefKind.RUN, raw=raw, run_id=match.group(1).lower())
     elif text.startswith("models:/"):
-        match = _MODELS_URI_RE.match(text)
-        if match and _UNSAFE_NAME_RE.search(unquote(match.group("name")) + (match.group("alias") or "")):
-            raise BadReference(
-                f":thinking_face: `{_shown(raw)}` has characters no registered model name uses here "
-                "(`<`, `>`, `&`, backticks or line breaks). Copy the name from the MLflow model registry."
-            )
-        if match and match.group("alias"):
-            return RunRef(
-                kind=RefKind.MODEL_ALIAS,
-                raw=raw,
-                model_name=unquote(match.group("name")),
-                alias=match.group("alias"),
-            )
-        if match and match.group("version", "name") and (match.group("version") or "").isdigit():
-            return RunRef(
-                kind=RefKind.MODEL_VERSION,
-                raw=raw,
-                model_name=unquote(match.group("name")),
-                version=match.group("version"),
-            )
-        raise BadReference(
-            f":thinking_face: `{_shown(raw)}` is not a model URI I can review: use "
-            "`models:/<name>/<version number>` or `models:/<name>@<alias>`."
-        )
+        return _model_ref(raw, text)
+    elif text.startswith("prompts:/"):
+        return _prompt_ref(raw, text)
     elif urlparse(text).scheme in {"http", "https"}:
-        match = _URL_RUN_RE.search(text)
-        if match:
-            return RunRef(kind=RefKind.RUN, raw=raw, run_id=match.group(1).lower())
-        raise BadReference(
-            f":thinking_face: `{_shown(raw)}` does not look like an MLflow run page. "
-            "Open the run in the MLflow UI and copy its URL (it contains `/runs/<run id>`)."
+        return _page_ref(raw, text)
+    raise BadReference(NOT_A_REFERENCE.format(raw=_shown(raw)))
+
+
+def _safe_name(raw: str, *names: str | None) -> None:
+    if _UNSAFE_NAME_RE.search("".join(unquote(n or "") for n in names)):
+        raise BadReference(UNSAFE_NAME.format(raw=_shown(raw)))
+
+
+def _model_ref(raw: str, text: str) -> RunRef:
+    logged = _LOGGED_MODEL_URI_RE.match(text)
+    if logged:
+        return RunRef(kind=RefKind.LOGGED_MODEL, raw=raw, model_id=logged.group("id").lower())
+    match = _MODELS_URI_RE.match(text)
+    if not match:
+        raise BadReference(BAD_MODEL_URI.format(raw=_shown(raw)))
+    _safe_name(raw, match.group("name"), match.group("alias"))
+    name, version, alias = unquote(match.group("name")), match.group("version"), match.group("alias")
+    if alias:
+        return RunRef(kind=RefKind.MODEL_ALIAS, raw=raw, model_name=name, alias=alias)
+    assert version is not None
+    if version.isdigit():
+        return RunRef(kind=RefKind.MODEL_VERSION, raw=raw, model_name=name, version=version)
+    if version.lower() == LATEST:
+        return RunRef(kind=RefKind.MODEL_LATEST, raw=raw, model_name=name)
+    if version.lower() in MODEL_STAGES:
+        return RunRef(kind=RefKind.MODEL_STAGE, raw=raw, model_name=name, stage=MODEL_STAGES[version.lower()])
+    raise BadReference(BAD_MODEL_URI.format(raw=_shown(raw)))
+
+
+def _prompt_ref(raw: str, text: str) -> RunRef:
+    match = _PROMPTS_URI_RE.match(text)
+    if not match:
+        raise BadReference(BAD_PROMPT_URI.format(raw=_shown(raw)))
+    _safe_name(raw, match.group("name"), match.group("alias"))
+    name, version, alias = unquote(match.group("name")), match.group("version"), match.group("alias")
+    if version is not None and version.isdigit():
+        return RunRef(kind=RefKind.PROMPT_VERSION, raw=raw, model_name=name, version=version)
+    if version is not None and version.lower() != LATEST:
+        raise BadReference(BAD_PROMPT_URI.format(raw=_shown(raw)))
+    # `prompts:/name`, `prompts:/name/latest`: the latest version, as MLflow's load_prompt reads them
+    return RunRef(kind=RefKind.PROMPT_ALIAS, raw=raw, model_name=name, alias=alias or LATEST)
+
+
+def _page_ref(raw: str, text: str) -> RunRef:
+    """A page of the MLflow UI: a run, a logged model, a model version or a prompt."""
+    match = _URL_RUN_RE.search(text)
+    if match:
+        return RunRef(kind=RefKind.RUN, raw=raw, run_id=match.group(1).lower())
+    match = _URL_LOGGED_MODEL_RE.search(text)
+    if match:
+        return RunRef(kind=RefKind.LOGGED_MODEL, raw=raw, model_id=match.group(1).lower())
+    match = _URL_MODEL_VERSION_RE.search(text)
+    if match:
+        _safe_name(raw, match.group(1))
+        return RunRef(
+            kind=RefKind.MODEL_VERSION, raw=raw, model_name=unquote(match.group(1)), version=match.group(2)
         )
-    raise BadReference(
-        f":thinking_face: `{_shown(raw)}` is not a run id. A run id is 32 hex characters, "
-        f"like `0123456789abcdef0123456789abcdef`. `{COMMAND} help` lists what else works."
-    )
+    match = _URL_PROMPT_RE.search(text)
+    if match:
+        _safe_name(raw, match.group(1))
+        name = unquote(match.group(1))
+        version = _URL_PROMPT_VERSION_RE.search(match.group("query") or "")
+        if version:
+            return RunRef(kind=RefKind.PROMPT_VERSION, raw=raw, model_name=name, version=version.group(1))
+        return RunRef(kind=RefKind.PROMPT_ALIAS, raw=raw, model_name=name, alias=LATEST)
+    match = _URL_MODEL_RE.search(text)
+    if match:
+        _safe_name(raw, match.group(1))
+        raise BadReference(MODEL_PAGE.format(raw=_shown(raw), name=_shown(unquote(match.group(1)))))
+    raise BadReference(NOT_A_PAGE.format(raw=_shown(raw)))
 
 
 def _shown(raw: str) -> str:

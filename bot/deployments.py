@@ -14,7 +14,8 @@ PRODUCTION_STAGE = "Production"
 
 
 class DeployedVersion(BaseModel):
-    """A registered model version that serves, and the review of the run it came from."""
+    """A registered model version (or a prompt version) that serves, and the review that covers it: of
+    the run it came from, else of its LoggedModel, else its own (`subject`, bot.subjects)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -28,10 +29,14 @@ class DeployedVersion(BaseModel):
     version_url: str = ""
     review: ReviewState | None = None
     snoozed_until: datetime | None = None
+    subject: str = ""  # where its review lives (bot.subjects); "" until the registry says
+    prompt: bool = False  # a prompt version under a deployment alias, not a model version
+    deleted: bool = False  # its run was deleted in MLflow: the review it had no longer counts
 
     @property
     def approved(self) -> bool:
-        return self.review is not None and self.review.status is ReviewStatus.APPROVED
+        """The one rule the gate applies too (bot.votes.gate): a signed approval of what still exists."""
+        return not self.deleted and self.review is not None and self.review.status is ReviewStatus.APPROVED
 
     @property
     def since(self) -> datetime | None:

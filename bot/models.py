@@ -17,25 +17,50 @@ class _Frozen(BaseModel):
 
 class RefKind(StrEnum):
     RUN = "run"
-    MODEL_VERSION = "model_version"
-    MODEL_ALIAS = "model_alias"
+    MODEL_VERSION = "model_version"  # models:/name/3
+    MODEL_ALIAS = "model_alias"  # models:/name@champion
+    MODEL_LATEST = "model_latest"  # models:/name/latest: the highest version number
+    MODEL_STAGE = "model_stage"  # models:/name/Production: the legacy stages (`stage`)
+    LOGGED_MODEL = "logged_model"  # models:/m-<id>: an MLflow 3 LoggedModel (`model_id`)
+    PROMPT_VERSION = "prompt_version"  # prompts:/name/2 (`model_name` holds the prompt's name)
+    PROMPT_ALIAS = "prompt_alias"  # prompts:/name@production
+
+
+# The references that name one registered model version (the gate checks the decision covers it).
+MODEL_VERSION_REFS = frozenset(
+    {RefKind.MODEL_VERSION, RefKind.MODEL_ALIAS, RefKind.MODEL_LATEST, RefKind.MODEL_STAGE}
+)
 
 
 class RunRef(_Frozen):
-    """What a person pointed at: a run, or a registered model version/alias that leads to a run."""
+    """What a person pointed at: a run, a registered model version (by number, alias, `latest` or stage),
+    a LoggedModel, or a prompt version (by number or alias). bot.mlflow.runs.Runs.resolve turns it into
+    the id of what is reviewed (bot.subjects)."""
 
     kind: RefKind
     raw: str
     run_id: str | None = None
-    model_name: str | None = None
+    model_name: str | None = None  # a registered model's name, or a prompt's
     version: str | None = None
     alias: str | None = None
+    stage: str | None = None
+    model_id: str | None = None
 
     def describe(self) -> str:
         if self.kind is RefKind.MODEL_VERSION:
             return f"model `{self.model_name}` version {self.version}"
         if self.kind is RefKind.MODEL_ALIAS:
             return f"model `{self.model_name}` alias @{self.alias}"
+        if self.kind is RefKind.MODEL_LATEST:
+            return f"the latest version of model `{self.model_name}`"
+        if self.kind is RefKind.MODEL_STAGE:
+            return f"model `{self.model_name}` in stage {self.stage}"
+        if self.kind is RefKind.LOGGED_MODEL:
+            return f"logged model `{self.model_id}`"
+        if self.kind is RefKind.PROMPT_VERSION:
+            return f"prompt `{self.model_name}` version {self.version}"
+        if self.kind is RefKind.PROMPT_ALIAS:
+            return f"prompt `{self.model_name}` alias @{self.alias}"
         return f"run `{self.run_id}`"
 
 
@@ -186,6 +211,8 @@ class BaselineReason(StrEnum):
     PARENT = "parent"  # tag mlflow.parentRunId
     BEST_EARLIER = "best_earlier"  # the best earlier run of the experiment by PRIMARY_METRIC
     NONE = "none"  # looked, found nothing (run_id is "")
+    # A LoggedModel without a run or a prompt version: no other version is under a deployment alias
+    NOTHING_DEPLOYED = "nothing_deployed"
 
 
 class Baseline(_Frozen):
@@ -196,6 +223,7 @@ class Baseline(_Frozen):
     run_name: str = ""
     run_url: str = ""
     model_name: str = ""  # DEPLOYED
+    model_id: str = ""  # DEPLOYED, for a LoggedModel: the deployed version's LoggedModel
     version: str = ""
     alias: str = ""
     metric: str = ""  # BEST_EARLIER, *_SIBLING: the metric it was best by; NONE: PRIMARY_METRIC or ""
@@ -227,8 +255,84 @@ class Sweep(_Frozen):
     best: SweepBest | None = None
 
 
+# --- MLflow 3: LoggedModels and prompts -------------------------------------------------------------
+
+
+class SubjectKind(StrEnum):
+    """What a review is of; its id (bot.subjects) says which, and where its decision is recorded."""
+
+    RUN = "run"  # a run id: the run's tags (a model logged from a run is reviewed as its run)
+    LOGGED_MODEL = "logged_model"  # "m-…": a LoggedModel with no run: its tags, mirrored on its versions
+    MODEL_VERSION = "model_version"  # "models:/name/3": a version with neither run nor LoggedModel
+    PROMPT_VERSION = "prompt_version"  # "prompts:/name/2": the prompt version's tags
+
+
+class ModelMetric(_Frozen):
+    """One model-level metric of a LoggedModel (MLflow 3 logs metrics with model_id and dataset)."""
+
+    key: str
+    value: float
+    step: int = 0
+    dataset_name: str = ""  # "" when logged without a dataset
+    dataset_digest: str = ""
+    run_id: str = ""  # the run that logged it, if any
+
+
+class LoggedModelInfo(_Frozen):
+    """An MLflow 3 LoggedModel as its card shows it."""
+
+    model_id: str  # "m-…"
+    name: str
+    experiment_id: str = ""
+    experiment_name: str = ""
+    source_run_id: str = ""  # "" when it was logged outside a run
+    model_type: str = ""
+    status: str = ""  # READY, PENDING, FAILED
+    created: datetime | None = None
+    creator: str = ""  # its mlflow.user tag, when set
+    params: dict[str, str] = Field(default_factory=dict)
+    metrics: list[ModelMetric] = Field(default_factory=list)
+    tags: dict[str, str] = Field(default_factory=dict)  # the model's own tags (not mlflow.* or review.*)
+    model_versions: list[ModelVersionRef] = Field(default_factory=list)  # registered from it, with aliases
+    url: str = ""  # its page in the MLflow UI; "" when no UI is known
+
+
+class PromptMessage(_Frozen):
+    role: str
+    content: str
+
+
+class PromptEvaluation(_Frozen):
+    """A run that used a prompt version (MLflow links them: the run's mlflow.linkedPrompts tag)."""
+
+    run_id: str
+    run_name: str = ""
+    run_url: str = ""
+    metrics: dict[str, float] = Field(default_factory=dict)
+
+
+class PromptInfo(_Frozen):
+    """One version of a prompt in MLflow's Prompt Registry."""
+
+    name: str
+    version: str
+    is_chat: bool = False
+    template: str = ""  # a text prompt's template
+    messages: list[PromptMessage] = Field(default_factory=list)  # a chat prompt's
+    model_config_values: dict[str, str] = Field(default_factory=dict)  # the model config, values as JSON text
+    commit_message: str = ""
+    author: str = ""
+    created: datetime | None = None
+    aliases: list[str] = Field(default_factory=list)  # on this version
+    tags: dict[str, str] = Field(default_factory=dict)  # the version's own tags (not mlflow.* or review.*)
+    url: str = ""
+    evaluations: list[PromptEvaluation] = Field(default_factory=list)
+
+
 class RunSummary(_Frozen):
-    """Everything the card and its thread show about one MLflow run."""
+    """Everything the card and its thread show about what is reviewed: an MLflow run, or (see `kind`) a
+    LoggedModel without a run, a model version without either, or a prompt version. `run_id` is then the
+    subject's id (bot.subjects), and `logged_model` / `prompt` carry what the card shows."""
 
     run_id: str
     run_name: str
@@ -255,6 +359,11 @@ class RunSummary(_Frozen):
     baseline: Baseline | None = None  # what the card compares with; None when never looked up
     parent_run_id: str = ""  # tag mlflow.parentRunId
     sweep: Sweep | None = None  # a sweep's parent: its children, as the card shows them
+    kind: SubjectKind = SubjectKind.RUN
+    logged_model: LoggedModelInfo | None = None  # LOGGED_MODEL: the LoggedModel reviewed
+    run_models: list[LoggedModelInfo] = Field(default_factory=list)  # RUN: the LoggedModels the run logged
+    prompt: PromptInfo | None = None  # PROMPT_VERSION: the version reviewed
+    prompt_baseline: PromptInfo | None = None  # the version under a deployment alias, diffed against
 
     @property
     def duration_seconds(self) -> float | None:

@@ -31,6 +31,10 @@ GIT_COMMIT = "mlflow.source.git.commit"
 NOTE = "mlflow.note.content"  # the run's Markdown description
 PARENT_RUN = "mlflow.parentRunId"
 DATASET_CONTEXT = "mlflow.data.context"  # on a dataset input: "training", "eval", …
+PROMPT_MARKER = "mlflow.prompt.is_prompt"  # "true" on a prompt (its registered model) and its versions
+LINKED_PROMPTS = "mlflow.linkedPrompts"  # on a run: JSON list of {"name": …, "version": "2"}
+AUTHOR = "author"  # a prompt version's tag MLflow's own examples use for who wrote the change
+MLFLOW_PREFIX = "mlflow."
 
 # --- the review (on the run) ------------------------------------------------------------------------
 
@@ -61,6 +65,10 @@ SWEEP = "review.sweep"  # a sweep's parent: JSON of bot.models.Sweep, without it
 # the baseline and the meeting are not part of the decision.
 SIGNED = (STATUS, DECIDED_AT, REQUESTED_BY, APPROVAL_COUNT, CHANGE_REQUEST_COUNT, MODEL_VERSIONS)
 VOTER_NAME_MAX_CHARS = 80
+
+# Tags of a LoggedModel or a prompt version that are bookkeeping, not its author's: MLflow's (`mlflow.*`,
+# and `_mlflow_*`, which hold a prompt's template type, model config and response format) and the review.
+HIDDEN_PREFIXES = (MLFLOW_PREFIX, "_mlflow", PREFIX)
 
 # --- the review meeting (on the run) ----------------------------------------------------------------
 

@@ -35,6 +35,7 @@ def start_review(body: dict[str, Any], context: BoltContext, respond: Respond) -
         origin_channel=channel_of(body),
         notify=ephemeral(respond),
         nudge=body.get("message") or {},
+        prompt=target.prompt,
     )
     if updated is not None:
         respond(replace_original=True, **updated.as_kwargs())
@@ -47,7 +48,11 @@ def snooze(body: dict[str, Any], context: BoltContext, respond: Respond) -> None
         return
     try:
         updated = services_of(context).nudges.snooze(
-            target.model, target.version, user=body["user"]["id"], nudge=body.get("message") or {}
+            target.model,
+            target.version,
+            user=body["user"]["id"],
+            nudge=body.get("message") or {},
+            prompt=target.prompt,
         )
     except ReviewBotError as exc:
         ephemeral(respond)(exc.user_message())

@@ -108,7 +108,7 @@ class BaselineFinder:
         if requested is None:
             return None
         try:
-            run = self.runs.active_run(self.runs.resolve(requested))
+            run = self.runs.active_run(self.runs.resolve_run(requested, "a baseline"))
         except NotFound as exc:
             raise NotFound(UNKNOWN_BASELINE.format(reason=exc.user_message())) from exc
         if run.info.run_id == summary.run_id:

@@ -26,8 +26,20 @@ NO_BASELINE_UNRANKED = (
 )
 
 
+NOTHING_DEPLOYED = "_none: no other version is under a deployment alias (`DEPLOYMENT_ALIASES`)_"
+DEPLOYED_VERSION = "vs {alias} {model}, the version it would replace"
+
+
 def build_baseline_line(baseline: Baseline) -> str:
-    """ "vs champion fraud-clf v3, the version it would replace (run)": which run, and why that one."""
+    """ "vs champion fraud-clf v3, the version it would replace (run)": which run, and why that one.
+    A LoggedModel's or a prompt's baseline is a version with no run: linked to its own page."""
+    if baseline.reason is BaselineReason.NOTHING_DEPLOYED:
+        return NOTHING_DEPLOYED
+    if baseline.reason is BaselineReason.DEPLOYED and not baseline.run_id and baseline.version:
+        line = DEPLOYED_VERSION.format(
+            alias=escape(baseline.alias), model=escape(f"{baseline.model_name} v{baseline.version}")
+        )
+        return f"{line} ({link(baseline.run_url, 'open')})" if baseline.run_url else line
     if baseline.reason is BaselineReason.NONE or not baseline.run_id:
         if baseline.metric and baseline.unranked:
             return NO_BASELINE_UNRANKED.format(metric=escape(baseline.metric.replace("`", "'")))

@@ -92,7 +92,7 @@ class ComparisonService:
     # --- compare ---------------------------------------------------------------------------------
 
     def compare(self, command: CompareCommand) -> PreparedComparison:
-        run_ids = [self.runs.resolve(ref) for ref in command.refs]
+        run_ids = [self.runs.resolve_run(ref) for ref in command.refs]
         for index, run_id in enumerate(run_ids):
             if run_id in run_ids[:index]:  # e.g. a run id and the model version logged from it
                 raise BadReference(COMPARE_TWICE.format(ref=_shown(command.refs[index].raw)))

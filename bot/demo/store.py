@@ -11,7 +11,7 @@ import logging
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +20,8 @@ from bot.demo import GBM_ESTIMATORS, RANDOM_SEED, VALIDATION_FRACTION, notes
 if TYPE_CHECKING:
     import pandas as pd
     from mlflow import MlflowClient
+
+    from bot.demo.mlflow3 import Mlflow3Demo
 
 # Bump when the runs below change shape: a store built by another version is rebuilt.
 DEMO_VERSION = "1"
@@ -63,6 +65,7 @@ class DemoStore:
     run_ids: list[str]
     model_name: str
     champion_version: str
+    mlflow3: Mlflow3Demo | None = None  # a LoggedModel without a run and a prompt (bot.demo.mlflow3)
 
 
 @dataclass(frozen=True)
@@ -83,11 +86,13 @@ def build_demo_store(tracking_uri: str, artifact_root: str) -> DemoStore:
     with _quiet(), _use_store(tracking_uri):
         tracking = mlflow.MlflowClient(tracking_uri, registry_uri=tracking_uri)
         experiment_id = _ensure_experiment(tracking, artifact_root)
-        existing = _find_existing(tracking, experiment_id, tracking_uri)
-        if existing is not None:
-            return existing
-        _delete_stale_runs(tracking, experiment_id)
-        return _build(tracking, experiment_id, tracking_uri)
+        from bot.demo.mlflow3 import build_mlflow3_demo
+
+        store = _find_existing(tracking, experiment_id, tracking_uri)
+        if store is None:
+            _delete_stale_runs(tracking, experiment_id)
+            store = _build(tracking, experiment_id, tracking_uri)
+        return replace(store, mlflow3=build_mlflow3_demo(tracking))
 
 
 def _build(tracking: MlflowClient, experiment_id: str, tracking_uri: str) -> DemoStore:

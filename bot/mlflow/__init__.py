@@ -1,5 +1,6 @@
-"""MLflow, split by what is read: runs, the review record, histories, the registry, artifacts and
-experiments, each over one shared connection (`client.Mlflow`: timeouts, error mapping, health).
+"""MLflow, split by what is read: runs, the review record, histories, the registry, artifacts,
+experiments, LoggedModels and prompts, each over one shared connection (`client.Mlflow`: timeouts,
+error mapping, health).
 
 Services take only the parts they use; `connect` builds them all for the composition root, the CLI
 and tests.
@@ -13,9 +14,12 @@ from bot.mlflow.artifacts import Artifacts
 from bot.mlflow.client import Mlflow, configure_http
 from bot.mlflow.experiments import Experiments
 from bot.mlflow.histories import Histories, HistoryCache
+from bot.mlflow.logged_models import LoggedModels
+from bot.mlflow.prompts import Prompts
 from bot.mlflow.records import ReviewRecords
 from bot.mlflow.registry import Registry
 from bot.mlflow.runs import Runs
+from bot.mlflow.subjects import SubjectReader
 from bot.signature import Signer, Verifier
 
 DEFAULT_TIMEOUT_SECONDS = 10
@@ -30,6 +34,8 @@ class MlflowAccess:
     registry: Registry
     artifacts: Artifacts
     experiments: Experiments
+    logged_models: LoggedModels
+    prompts: Prompts
 
     def health(self) -> str:
         return self.mlflow.health()
@@ -51,12 +57,16 @@ def connect(
     configure_http(timeout_seconds, retries)
     mlflow = Mlflow(tracking_uri, ui_url, verifier)
     registry = Registry(mlflow)
+    logged_models = LoggedModels(mlflow, registry)
+    prompts = Prompts(mlflow)
     return MlflowAccess(
         mlflow=mlflow,
-        runs=Runs(mlflow, registry),
+        runs=Runs(mlflow, registry, SubjectReader(mlflow, registry, logged_models, prompts)),
         records=ReviewRecords(mlflow, signer),
         histories=Histories(mlflow, history_cache),
         registry=registry,
         artifacts=Artifacts(mlflow),
         experiments=Experiments(mlflow),
+        logged_models=logged_models,
+        prompts=prompts,
     )

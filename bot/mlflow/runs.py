@@ -13,16 +13,29 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from bot import tags
-from bot.errors import NotFound, ReviewBotError
+from bot.errors import BadReference, NotFound, ReviewBotError
 from bot.mlflow.client import Mlflow, ms_to_datetime
 from bot.mlflow.registry import Registry
 from bot.mlflow.urls import experiment_url, run_url
-from bot.models import Baseline, DatasetInput, ModelVersionRef, RefKind, RunRef, RunSummary
+from bot.models import (
+    Baseline,
+    DatasetInput,
+    LoggedModelInfo,
+    ModelVersionRef,
+    RefKind,
+    RunRef,
+    RunSummary,
+    SubjectKind,
+)
 from bot.signature import Verifier
 from bot.slack.mrkdwn import escape
+from bot.subjects import describe, subject_kind
+
+if TYPE_CHECKING:
+    from bot.mlflow.subjects import SubjectReader
 
 log = logging.getLogger(__name__)
 
@@ -156,10 +169,18 @@ def baseline_params(runs: Runs, baseline: Baseline | None) -> dict[str, str] | N
         return None
 
 
+NOT_A_RUN = (
+    ":thinking_face: {what} is not a run (it has no source run), and only runs can be {done}. "
+    "Name a run, or a model logged from one."
+)
+
+
 class Runs:
-    def __init__(self, mlflow: Mlflow, registry: Registry) -> None:
+    def __init__(self, mlflow: Mlflow, registry: Registry, subjects: SubjectReader | None = None) -> None:
         self.mlflow = mlflow
         self.registry = registry
+        # LoggedModels without a run, model versions without either, prompt versions (bot.subjects)
+        self.subjects = subjects
         self._experiments: Recent[ExperimentInfo] = Recent(EXPERIMENT_TTL_SECONDS)
         self._params: Recent[dict[str, str]] = Recent(PARAMS_TTL_SECONDS)
 
@@ -168,20 +189,25 @@ class Runs:
         return self.mlflow.ui_url
 
     def resolve(self, ref: RunRef) -> str:
-        """The run id behind what a person pointed at."""
+        """The id of what is reviewed when a person points at `ref` (bot.subjects): the run, or the run a
+        model was logged from; without a run, the LoggedModel, the model version or the prompt version."""
         if ref.kind is RefKind.RUN:
             assert ref.run_id
             return ref.run_id
-        assert ref.model_name
-        if ref.kind is RefKind.MODEL_VERSION:
-            assert ref.version
-            run_id = self.registry.source_run(ref.model_name, version=ref.version)
-        else:
-            assert ref.alias
-            run_id = self.registry.source_run(ref.model_name, alias=ref.alias)
-        if not run_id:
-            raise NotFound(NOT_FROM_A_RUN.format(what=ref.describe()))
-        return run_id
+        if self.subjects is None:  # built without MLflow 3's readers: models from runs only
+            assert ref.model_name
+            run_id = self.registry.source_run(ref.model_name, version=ref.version, alias=ref.alias)
+            if not run_id:
+                raise NotFound(NOT_FROM_A_RUN.format(what=ref.describe()))
+            return run_id
+        return self.subjects.resolve(ref)
+
+    def resolve_run(self, ref: RunRef, done: str = "compared") -> str:
+        """The run behind `ref`, for what only runs have (histories, comparisons, leaderboards)."""
+        subject = self.resolve(ref)
+        if subject_kind(subject) is not SubjectKind.RUN:
+            raise BadReference(NOT_A_RUN.format(what=ref.describe(), done=done))
+        return subject
 
     def _experiment(self, run: Run) -> Any:
         experiment = self.mlflow.call(
@@ -211,8 +237,13 @@ class Runs:
         return NotFound(message.format(run_id=run.info.run_id))
 
     def run_summary(self, run_id: str, *, with_model_versions: bool = True) -> RunSummary:
-        """One run, with its registered model versions unless `with_model_versions` is False (a card
-        posted before the registry is read: one `get_run`, its experiment's name mostly from memory)."""
+        """One run, with its registered model versions and LoggedModels unless `with_model_versions` is
+        False (a card posted before the registry is read: one `get_run`, its experiment's name mostly from
+        memory). Any other subject id (bot.subjects) is read by bot.mlflow.subjects."""
+        if subject_kind(run_id) is not SubjectKind.RUN:
+            if self.subjects is None:
+                raise NotFound(NOT_FROM_A_RUN.format(what=describe(run_id)))
+            return self.subjects.summary(run_id)
         run = self.mlflow.call(f"run `{run_id}`", lambda: self.mlflow.tracking.get_run(run_id))
         if run.info.lifecycle_stage == "deleted":
             raise self._deleted(run, DELETED_RUN)
@@ -220,13 +251,29 @@ class Runs:
         experiment = self._experiment_info(run)
         if experiment.deleted:  # a run MLflow did not mark when its experiment went
             raise NotFound(DELETED_EXPERIMENT.format(name=f"`{escape(experiment.name)}`", run_id=run_id))
-        return summary_from_run(
+        summary = summary_from_run(
             run,
             experiment.name,
             self.registry.model_versions_of(run_id) if with_model_versions else [],
             self.mlflow.ui_url,
             self.mlflow.verifier,
         )
+        if with_model_versions:
+            summary = summary.model_copy(
+                update={"run_models": self.run_models(run_id, run.info.experiment_id)}
+            )
+        return summary
+
+    def run_models(self, run_id: str, experiment_id: str = "") -> list[LoggedModelInfo]:
+        """The LoggedModels a run logged (MLflow 3); none when they cannot be read (logged: the card
+        goes without them)."""
+        if self.subjects is None:
+            return []
+        try:
+            return self.subjects.logged_models.of_run(run_id, experiment_id)
+        except ReviewBotError as exc:
+            log.warning("the logged models of run %s could not be read: %s", run_id, exc)
+            return []
 
     def active_run(self, run_id: str) -> Run:
         run = self.mlflow.call(f"run `{run_id}`", lambda: self.mlflow.tracking.get_run(run_id))

@@ -23,12 +23,13 @@ from slack_sdk.models.blocks import (
 from bot.deployments import PRODUCTION_STAGE, DeployedVersion
 from bot.ids import ActionId, NudgeBlockId
 from bot.meetings.blocks import format_age, meeting_time, mention, mentions, request_order, run_link
-from bot.models import ReviewStatus, RunSummary
+from bot.models import ReviewStatus, RunSummary, SubjectKind
 from bot.nudges.rules import Scan
 from bot.slack import limits
 from bot.slack.message import SlackMessage
 from bot.slack.mrkdwn import escape, link, truncate
 from bot.slack.values import VersionValue, encode
+from bot.subjects import subject_kind
 
 NAME_CHARS = 120
 DIGEST_MAX_VERSIONS = 15
@@ -38,7 +39,14 @@ DM_MAX_REVIEWS = 15
 NUDGE_LINE = ":rotating_light: {model} {version} is deployed as {markers} without an approved review."
 NUDGE_FALLBACK = "{name} v{version} is deployed as {markers} without an approved review"
 RUN_LINE = "*Run:* {run}   *Review:* {status}"
-NO_RUN = "_This version was not logged from an MLflow run, so it cannot be reviewed: register it from a run._"
+SUBJECT_LINE = "*Reviewed as:* {what}   *Review:* {status}"
+SUBJECT_NAMES = {
+    SubjectKind.LOGGED_MODEL: "its logged model `{id}` (no run)",
+    SubjectKind.MODEL_VERSION: "this version (no run, no logged model)",
+    SubjectKind.PROMPT_VERSION: "this prompt version",
+}
+STATUS_DELETED = "its run was deleted in MLflow, so the review it had no longer counts"
+PROMPT_WORD = "Prompt"
 START_LABEL = "Start review"
 SNOOZE_LABEL = "Snooze a week"
 SNOOZE_CONFIRM_TITLE = "Snooze this nudge?"
@@ -77,13 +85,15 @@ DM_LINE = "• {run}: pending for {age}{card}"
 DM_FALLBACK = "{n} model review(s) are waiting on you"
 
 
-def version_value(name: str, version: str) -> str:
-    """What the nudge's buttons carry: the model version, for the handler to act on."""
-    return encode(VersionValue(model=name, version=version))
+def version_value(name: str, version: str, *, prompt: bool = False) -> str:
+    """What the nudge's buttons carry: the model (or prompt) version, for the handler to act on."""
+    return encode(VersionValue(model=name, version=version, prompt=prompt))
 
 
 def review_status_text(version: DeployedVersion, now: datetime) -> str:
     review = version.review
+    if version.deleted:
+        return STATUS_DELETED
     if review is None:
         return (
             STATUS_NEVER_AGED.format(age=format_age(version.run_started, now))
@@ -100,7 +110,17 @@ def _markers(markers: list[str]) -> str:
 
 def _model(version: DeployedVersion) -> str:
     name = truncate(version.name, NAME_CHARS)
-    return link(version.version_url, name) if version.version_url else f"*{escape(name)}*"
+    shown = link(version.version_url, name) if version.version_url else f"*{escape(name)}*"
+    return f"{PROMPT_WORD} {shown}" if version.prompt else shown
+
+
+def _review_line(version: DeployedVersion, now: datetime) -> str:
+    """Where the version's review lives and how it stands."""
+    kind = subject_kind(version.subject) if version.subject else SubjectKind.RUN
+    if kind is SubjectKind.RUN:
+        return RUN_LINE.format(run=_run(version), status=review_status_text(version, now))
+    what = SUBJECT_NAMES[kind].format(id=escape(version.subject))
+    return SUBJECT_LINE.format(what=what, status=review_status_text(version, now))
 
 
 def _run(version: DeployedVersion) -> str:
@@ -121,17 +141,11 @@ def build_nudge(version: DeployedVersion, markers: list[str], now: datetime) -> 
             )
         )
     ]
-    value = version_value(version.name, version.version)
-    buttons = []
-    if version.run_id:
-        blocks.append(_section(RUN_LINE.format(run=_run(version), status=review_status_text(version, now))))
-        buttons.append(
-            ButtonElement(
-                text=START_LABEL, action_id=ActionId.NUDGE_START_REVIEW, value=value, style="primary"
-            )
-        )
-    else:
-        blocks.append(_section(NO_RUN))
+    value = version_value(version.name, version.version, prompt=version.prompt)
+    blocks.append(_section(_review_line(version, now)))
+    buttons = [
+        ButtonElement(text=START_LABEL, action_id=ActionId.NUDGE_START_REVIEW, value=value, style="primary")
+    ]
     buttons.append(
         ButtonElement(
             text=SNOOZE_LABEL,
@@ -212,7 +226,7 @@ def _deployed_sections(unreviewed: list[DeployedVersion], now: datetime) -> list
             break
         lines = [
             f"• v{escape(v.version)} {_markers(v.markers)}: {review_status_text(v, now)}"
-            + (f", run {_run(v)}" if v.run_id else "")
+            + (f", run {_run(v)}" if v.run_id and not v.deleted else "")
             for v in versions[:room]
         ]
         shown += len(lines)

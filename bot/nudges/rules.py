@@ -24,7 +24,13 @@ SNOOZE_FOR = timedelta(days=7)
 SIGNATURE_VERSION = "v1"
 WEBHOOK_MAX_SKEW = timedelta(minutes=5)
 # The registry events the bot subscribes to; each may put a version under a deployment alias.
-WEBHOOK_EVENTS = ("model_version_alias.created", "model_version_tag.set", "model_version.created")
+WEBHOOK_EVENTS = (
+    "model_version_alias.created",
+    "model_version_tag.set",
+    "model_version.created",
+    "prompt_alias.created",
+)
+PROMPT_ALIAS_EVENT = "prompt_alias.created"
 
 
 class _Frozen(BaseModel):
@@ -73,13 +79,13 @@ def waiting_on(review: ReviewState | None, reviewers: frozenset[str] | None) -> 
     return sorted(reviewers - voted - ({review.requested_by} if review else set()))
 
 
-def nudge_key(name: str, version: str, marker: str) -> str:
-    """The de-duplication key of one nudge: per (model, version, alias)."""
-    return f"nudge:{name}:{version}:{marker}"
+def nudge_key(name: str, version: str, marker: str, *, prompt: bool = False) -> str:
+    """The de-duplication key of one nudge: per (model or prompt, version, alias)."""
+    return f"nudge:{'prompt:' if prompt else ''}{name}:{version}:{marker}"
 
 
-def snooze_key(name: str, version: str) -> str:
-    return f"snooze:{name}:{version}"
+def snooze_key(name: str, version: str, *, prompt: bool = False) -> str:
+    return f"snooze:{'prompt:' if prompt else ''}{name}:{version}"
 
 
 def sign_webhook(secret: str, delivery_id: str, timestamp: str, body: bytes) -> str:

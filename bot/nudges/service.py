@@ -18,11 +18,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot import tags
+from bot.deployments import deployment_markers
 from bot.errors import MlflowUnavailable, NotFound, ReviewBotError, log_unexpected
+from bot.mlflow.prompts import Prompts
 from bot.mlflow.records import ReviewRecords
 from bot.mlflow.registry import Registry
 from bot.mlflow.runs import Runs
-from bot.models import ModelVersionRef, RefKind, RunRef, RunSummary
+from bot.models import ModelVersionRef, RefKind, ReviewState, RunRef, RunSummary
 from bot.nudges.blocks import (
     build_digest,
     build_nudge,
@@ -32,6 +34,7 @@ from bot.nudges.blocks import (
     started_line,
 )
 from bot.nudges.rules import (
+    PROMPT_ALIAS_EVENT,
     SNOOZE_FOR,
     WEBHOOK_EVENTS,
     DeployedVersion,
@@ -49,6 +52,7 @@ from bot.scheduler import LeaderScheduler
 from bot.slack.message import SlackMessage
 from bot.slack.outbox import Notify, Outbox
 from bot.store import Store
+from bot.subjects import model_version_subject, prompt_subject
 from bot.tags import iso_utc, parse_moment
 
 log = logging.getLogger(__name__)
@@ -142,9 +146,11 @@ class NudgeService:
         data = payload.get("data") or {}
         name, version = data.get("name"), data.get("version")
         if event not in WEBHOOK_EVENTS or not name or version in (None, ""):
-            log.info("webhook %s ignored: not a model version event the bot acts on", event)
+            log.info("webhook %s ignored: not a model or prompt version event the bot acts on", event)
             return 0
-        if event == "model_version_alias.created" and not self._is_deployment_alias(data.get("alias", "")):
+        if event in ("model_version_alias.created", PROMPT_ALIAS_EVENT) and not self._is_deployment_alias(
+            data.get("alias", "")
+        ):
             log.info(
                 "alias @%s on %s v%s is not a deployment alias: ignored", data.get("alias"), name, version
             )
@@ -152,41 +158,89 @@ class NudgeService:
         # The bot's own tag writes come back as webhooks: never a reason to nudge.
         if event == "model_version_tag.set" and str(data.get("key", "")).startswith(tags.PREFIX):
             return 0
-        return self.check_version(str(name), str(version), now or datetime.now(tz=UTC))
+        moment = now or datetime.now(tz=UTC)
+        if event == PROMPT_ALIAS_EVENT:
+            return self.check_prompt(str(name), str(version), moment)
+        return self.check_version(str(name), str(version), moment)
 
     def _is_deployment_alias(self, alias: str) -> bool:
         return alias.lower() in {a.lower() for a in self.deployment_aliases}
 
     def check_version(self, name: str, version: str, now: datetime) -> int:
         """Nudge about one version if it is deployed, unapproved, not snoozed and not nudged lately."""
+        return self._check(
+            name, version, now, lambda: self.registry.deployed_version(name, version, self.deployment_aliases)
+        )
+
+    def check_prompt(self, name: str, version: str, now: datetime) -> int:
+        """The same for a prompt version (an alias landed on it)."""
+        return self._check(name, version, now, lambda: self._prompt_states([(name, version)])[0])
+
+    def _check(self, name: str, version: str, now: datetime, read: Callable[[], DeployedVersion]) -> int:
         try:
-            deployed = self.registry.deployed_version(name, version, self.deployment_aliases)
+            deployed = read()
         except NotFound:
-            log.info("model %s version %s no longer exists: skipped", name, version)
+            log.info("%s version %s no longer exists: skipped", name, version)
             return 0
         except MlflowUnavailable as exc:
             log.warning("could not check %s v%s (%s); the next digest will", name, version, exc.tracking_uri)
             return 0
+        prompt = deployed.prompt
         if (
             not deployed.markers
             or not needs_nudge(deployed, now)
-            or self._snoozed_in_store(name, version, now)
+            or self._snoozed_in_store(name, version, now, prompt=prompt)
         ):
             return 0
         fresh = [
-            m for m in deployed.markers if self.store.claim(nudge_key(name, version, m), self.repeat_seconds)
+            m
+            for m in deployed.markers
+            if self.store.claim(nudge_key(name, version, m, prompt=prompt), self.repeat_seconds)
         ]
         if not fresh:
             return 0  # nudged about each of its aliases within NUDGE_REPEAT already
         if not self._post(build_nudge(deployed, fresh, now)):
             for marker in fresh:  # not posted: the next event or digest may try again
-                self.store.release(nudge_key(name, version, marker))
+                self.store.release(nudge_key(name, version, marker, prompt=prompt))
             return 0
         log.info("nudged about %s v%s (%s)", name, version, ", ".join(fresh))
         return 1
 
-    def _snoozed_in_store(self, name: str, version: str, now: datetime) -> bool:
-        return is_snoozed(parse_moment(self.store.get_json(snooze_key(name, version))), now)
+    def _prompt_states(self, versions: list[tuple[str, str]]) -> list[DeployedVersion]:
+        """Prompt versions as the nudges judge them: their deployment aliases and their own record."""
+        prompts = self._prompts()
+        found = []
+        for name, version in versions:
+            info = prompts.version(name, version, with_evaluations=False)
+            subject = prompt_subject(name, version)
+            record = self.records.run_tags(subject)
+            try:
+                review = self.records.mlflow.verifier.review(subject, record)
+            except tags.UnreadableRecord as exc:
+                log.warning("%s", exc)
+                review = ReviewState(run_id=subject, untrusted=str(exc))
+            found.append(
+                DeployedVersion(
+                    name=name,
+                    version=version,
+                    markers=deployment_markers(info.aliases, "", self.deployment_aliases),
+                    version_url=info.url,
+                    review=review,
+                    snoozed_until=parse_moment(record.get(tags.SNOOZED_UNTIL)),
+                    subject=subject,
+                    prompt=True,
+                    run_started=info.created,
+                )
+            )
+        return found
+
+    def _prompts(self) -> Prompts:
+        if self.runs.subjects is None:
+            raise NotFound("prompts are read by bot.mlflow.connect's readers")
+        return self.runs.subjects.prompts
+
+    def _snoozed_in_store(self, name: str, version: str, now: datetime, *, prompt: bool = False) -> bool:
+        return is_snoozed(parse_moment(self.store.get_json(snooze_key(name, version, prompt=prompt))), now)
 
     # --- on a schedule: the digest -----------------------------------------------------------------
 
@@ -214,6 +268,10 @@ class NudgeService:
         except ReviewBotError as exc:
             registry_error, candidates = _reason(exc), []
         found, unchecked = self._check_all(candidates)
+        try:
+            found += self._deployed_prompts()
+        except ReviewBotError as exc:
+            registry_error = registry_error or _reason(exc)
         unreviewed = [v for v in found if not v.approved]
         live = [v for v in unreviewed if not self._snoozed(v, now)]
         try:
@@ -265,9 +323,19 @@ class NudgeService:
         except MlflowUnavailable:  # no run could be read: none of these models was really checked
             return [], unchecked | {v.name for v in versions}
 
+    def _deployed_prompts(self) -> list[DeployedVersion]:
+        """Every prompt version under a deployment alias, with its own review (a call per version)."""
+        candidates = self._prompts().deployment_candidates(self.deployment_aliases)
+        with ThreadPoolExecutor(max_workers=CHECK_THREADS, thread_name_prefix="nudge-prompts") as pool:
+            return [
+                found[0]
+                for found in pool.map(lambda c: self._prompt_states([(c[0], c[1])]), candidates)
+                if found and found[0].markers
+            ]
+
     def _snoozed(self, version: DeployedVersion, now: datetime) -> bool:
         return is_snoozed(version.snoozed_until, now) or self._snoozed_in_store(
-            version.name, version.version, now
+            version.name, version.version, now, prompt=version.prompt
         )
 
     def post_digest(self, scan: Scan, now: datetime) -> SlackMessage | None:
@@ -284,11 +352,22 @@ class NudgeService:
     # --- the nudge's buttons -----------------------------------------------------------------------
 
     def start_review(
-        self, name: str, version: str, user: str, origin_channel: str, notify: Notify, nudge: dict[str, Any]
+        self,
+        name: str,
+        version: str,
+        user: str,
+        origin_channel: str,
+        notify: Notify,
+        nudge: dict[str, Any],
+        *,
+        prompt: bool = False,
     ) -> SlackMessage | None:
         """Post the version's review card; returns the nudge as it should now read, or None if no card."""
         ref = RunRef(
-            kind=RefKind.MODEL_VERSION, raw=f"models:/{name}/{version}", model_name=name, version=version
+            kind=RefKind.PROMPT_VERSION if prompt else RefKind.MODEL_VERSION,
+            raw=f"{'prompts' if prompt else 'models'}:/{name}/{version}",
+            model_name=name,
+            version=version,
         )
         ts = self.publisher.publish(ref, requested_by=user, origin_channel=origin_channel, notify=notify)
         if ts is None:
@@ -298,15 +377,25 @@ class NudgeService:
         return build_nudge_outcome(nudge.get("text", ""), nudge.get("blocks") or [], line)
 
     def snooze(
-        self, name: str, version: str, user: str, nudge: dict[str, Any], now: datetime | None = None
+        self,
+        name: str,
+        version: str,
+        user: str,
+        nudge: dict[str, Any],
+        now: datetime | None = None,
+        *,
+        prompt: bool = False,
     ) -> SlackMessage:
         """No nudges about this version for a week: the tag first (it survives Redis), then Redis."""
         until = (now or datetime.now(tz=UTC)) + SNOOZE_FOR
+        where = prompt_subject(name, version) if prompt else model_version_subject(name, version)
         try:
-            self.records.set_model_version_tag(name, version, tags.SNOOZED_UNTIL, iso_utc(until))
+            self.records.set_run_tags(where, {tags.SNOOZED_UNTIL: iso_utc(until)})
         except MlflowUnavailable as exc:
             raise SnoozeFailed(NOT_SNOOZED.format(uri=exc.tracking_uri)) from exc
-        self.store.put_json(snooze_key(name, version), iso_utc(until), int(SNOOZE_FOR.total_seconds()))
+        self.store.put_json(
+            snooze_key(name, version, prompt=prompt), iso_utc(until), int(SNOOZE_FOR.total_seconds())
+        )
         log.info("%s snoozed nudges about %s v%s until %s", user, name, version, iso_utc(until))
         return build_nudge_outcome(
             nudge.get("text", ""), nudge.get("blocks") or [], snoozed_line(user, until)

@@ -13,6 +13,7 @@ from typing import Any
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
+    Block,
     ButtonElement,
     ContextBlock,
     DividerBlock,
@@ -25,12 +26,19 @@ from slack_sdk.models.blocks import (
 from bot.compare.baseline_line import BASELINE_FIELD, build_baseline_line
 from bot.compare.rules import format_value
 from bot.ids import ActionId, BlockId, MetadataEvent
-from bot.models import Meeting, ReviewState, ReviewStatus, RunSummary, Vote
+from bot.logged_models.blocks import (
+    build_logged_model_fields,
+    build_logged_model_sections,
+    build_run_models_section,
+)
+from bot.models import Meeting, ReviewState, ReviewStatus, RunSummary, SubjectKind, Vote
+from bot.prompts.blocks import build_prompt_fields, build_prompt_sections
 from bot.reviews.run_state import build_run_state_caveat
 from bot.slack import limits
 from bot.slack.message import SlackMessage
 from bot.slack.mrkdwn import escape, link, markdown_to_mrkdwn, split_mrkdwn, truncate
 from bot.slack.values import run_value
+from bot.subjects import plain_name
 from bot.sweeps.blocks import build_sweep_line
 
 CARD_METRICS = 12
@@ -53,6 +61,12 @@ SCHEDULE_LABEL = "Schedule meeting"
 OPEN_LABEL = "Open in MLflow"
 NOTE_CONTINUED = "_…the note continues in the thread._"
 NO_NOTE = "_No notes on this run. Add them in the MLflow UI (the run's Description) for reviewers._"
+NO_DESCRIPTION = "_No description. Add one in the MLflow UI for reviewers._"
+PROMPT_HEADER_PREFIX = "Prompt review: "
+MODEL_VERSION_ONLY = (
+    "_This version was registered with neither a run nor a logged model, so MLflow holds no metrics or "
+    "params for it: review what its source holds. The decision is recorded on the version itself._"
+)
 MORE_IN_THREAD = "_…and {n} more in the thread._"
 METRICS_TITLE = "*Metrics*"
 PARAMS_TITLE = "*Params*"
@@ -288,33 +302,20 @@ def build_review_card(
     layout = plan_card(summary, key_metrics, baseline_params)
     if summary.review and summary.review.requested_by:
         requested_by = summary.review.requested_by  # a re-posted card keeps who first asked
-    metric_lines = [_metric_line(summary, k) for k in layout.metrics]
-    metrics = _listing_text(METRICS_TITLE, NO_METRICS, metric_lines, len(summary.metrics))
-    param_lines = [_param_line(summary, k, layout.differing) for k in layout.params]
-    params = _listing_text(
-        _params_title(layout.compared, layout.differing, layout.shared, len(summary.params)),
-        NO_PARAMS,
-        param_lines,
-        len(summary.params),
-    )
+    fields = _fields(summary, requested_by, completing=completing)
     blocks = [
         HeaderBlock(
             block_id=BlockId.HEADER,
-            text=PlainTextObject(
-                text=truncate(HEADER_PREFIX + summary.run_name, limits.HEADER_TEXT), emoji=False
-            ),
+            text=PlainTextObject(text=truncate(_header(summary), limits.HEADER_TEXT), emoji=False),
         ),
-        SectionBlock(
-            fields=[MarkdownTextObject(text=f) for f in _fields(summary, requested_by, completing=completing)]
-        ),
-        *_run_notes(summary),
-        SectionBlock(text=MarkdownTextObject(text=metrics)),
-        SectionBlock(text=MarkdownTextObject(text=params)),
+        SectionBlock(fields=[MarkdownTextObject(text=f) for f in fields[: limits.SECTION_FIELDS]]),
+        *_body(summary, layout),
     ]
-    if summary.datasets:
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=_datasets_text(summary))))
     blocks.append(DividerBlock())
-    blocks.append(SectionBlock(block_id=BlockId.NOTE, text=MarkdownTextObject(text=_note_text(layout))))
+    if summary.kind is not SubjectKind.PROMPT_VERSION:  # a prompt's commit message is in its body
+        blocks.append(
+            SectionBlock(block_id=BlockId.NOTE, text=MarkdownTextObject(text=_note_text(layout, summary)))
+        )
     blocks.append(
         ContextBlock(
             block_id=BlockId.STATUS,
@@ -335,6 +336,41 @@ def build_review_card(
     )
 
 
+def _header(summary: RunSummary) -> str:
+    if summary.kind is SubjectKind.PROMPT_VERSION:
+        return PROMPT_HEADER_PREFIX + summary.run_name
+    return HEADER_PREFIX + summary.run_name
+
+
+def _body(summary: RunSummary, layout: CardLayout) -> list[Block]:
+    """What the card says about the subject between its fields and its note."""
+    if summary.kind is SubjectKind.PROMPT_VERSION and summary.prompt is not None:
+        return build_prompt_sections(summary.prompt, summary.prompt_baseline)
+    if summary.kind is SubjectKind.LOGGED_MODEL and summary.logged_model is not None:
+        return build_logged_model_sections(summary.logged_model)
+    if summary.kind is SubjectKind.MODEL_VERSION:
+        return [SectionBlock(text=MarkdownTextObject(text=MODEL_VERSION_ONLY))]
+    metric_lines = [_metric_line(summary, k) for k in layout.metrics]
+    metrics = _listing_text(METRICS_TITLE, NO_METRICS, metric_lines, len(summary.metrics))
+    param_lines = [_param_line(summary, k, layout.differing) for k in layout.params]
+    params = _listing_text(
+        _params_title(layout.compared, layout.differing, layout.shared, len(summary.params)),
+        NO_PARAMS,
+        param_lines,
+        len(summary.params),
+    )
+    blocks: list[Block] = [
+        *_run_notes(summary),
+        SectionBlock(text=MarkdownTextObject(text=metrics)),
+        SectionBlock(text=MarkdownTextObject(text=params)),
+    ]
+    if summary.datasets:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=_datasets_text(summary))))
+    if summary.run_models:
+        blocks += build_run_models_section(summary.run_models)
+    return blocks
+
+
 def _run_notes(summary: RunSummary) -> list[SectionBlock]:
     """Under the run's status: a caveat when the run is not finished, and a sweep's children."""
     lines = [
@@ -346,17 +382,62 @@ def _run_notes(summary: RunSummary) -> list[SectionBlock]:
 
 def build_card_fallback(summary: RunSummary) -> str:
     """The notification text: no formatting, no mentions, just what and where."""
-    return truncate(
-        escape(
-            f"Model review requested: {summary.run_name} ({summary.experiment_name}), run {summary.run_id}"
-        ),
-        limits.MESSAGE_TEXT,
-    )
+    if summary.kind is SubjectKind.PROMPT_VERSION:
+        text = f"Prompt review requested: {summary.run_name}"
+    elif summary.kind is SubjectKind.RUN:
+        text = f"Model review requested: {summary.run_name} ({summary.experiment_name}), run {summary.run_id}"
+    else:
+        text = f"Model review requested: {summary.run_name} ({plain_name(summary.run_id)})"
+    return truncate(escape(text), limits.MESSAGE_TEXT)
+
+
+def _field(label: str, value: str) -> str:
+    return truncate(f"*{label}*\n{value}", limits.FIELD_TEXT)
 
 
 def _fields(summary: RunSummary, requested_by: str, *, completing: bool = False) -> list[str]:
-    def field(label: str, value: str) -> str:
-        return truncate(f"*{label}*\n{value}", limits.FIELD_TEXT)
+    """The card's fields: what the subject is, who asked, and (last) its baseline."""
+    if summary.kind is SubjectKind.RUN:
+        fields = _run_fields(summary, requested_by)
+    else:
+        if summary.kind is SubjectKind.PROMPT_VERSION and summary.prompt is not None:
+            described = build_prompt_fields(summary.prompt, summary.prompt_baseline)
+        elif summary.kind is SubjectKind.LOGGED_MODEL and summary.logged_model is not None:
+            described = build_logged_model_fields(summary.logged_model)
+        else:
+            described = _model_version_fields(summary)
+        fields = [_field(label, value) for label, value in described]
+        fields.insert(min(len(fields), 3), _field("Requested by", f"<@{requested_by}>"))
+    fields = fields[: limits.SECTION_FIELDS - 1]  # room for the baseline
+    if summary.baseline is not None:
+        fields.append(_field(BASELINE_FIELD, build_baseline_line(summary.baseline)))
+    elif completing:
+        fields.append(_field(BASELINE_FIELD, BASELINE_PENDING))
+    return fields
+
+
+def _model_version_fields(summary: RunSummary) -> list[tuple[str, str]]:
+    """A model version registered with neither a run nor a LoggedModel: what the registry says."""
+    mv = summary.model_versions[0] if summary.model_versions else None
+    name = escape(f"{mv.name} v{mv.version}") if mv else escape(summary.run_name)
+    aliases = " ".join(f"`@{escape(a)}`" for a in mv.aliases) if mv and mv.aliases else "_none_"
+    return [
+        ("Model version", link(summary.run_url, name) if summary.run_url else name),
+        ("Aliases", aliases),
+        ("Author", escape(summary.user) or "_unknown_"),
+        ("Registered", format_time(summary.start_time)),
+        (
+            "Source",
+            f"`{escape(truncate(summary.source_name, PARAM_VALUE_CHARS))}`"
+            if summary.source_name
+            else "_not recorded_",
+        ),
+        ("Status", escape(summary.status.title() or "Unknown")),
+    ]
+
+
+def _run_fields(summary: RunSummary, requested_by: str) -> list[str]:
+    field = _field
 
     experiment = (
         link(summary.experiment_url, summary.experiment_name)
@@ -388,11 +469,7 @@ def _fields(summary: RunSummary, requested_by: str, *, completing: bool = False)
         if len(summary.model_versions) > len(shown):
             lines.append(f"…and {len(summary.model_versions) - len(shown)} more")
         fields.append(field("Registered models", "\n".join(lines)))
-    if summary.baseline is not None:
-        fields.append(field(BASELINE_FIELD, build_baseline_line(summary.baseline)))
-    elif completing:
-        fields.append(field(BASELINE_FIELD, BASELINE_PENDING))
-    return fields[: limits.SECTION_FIELDS]
+    return fields
 
 
 def _listing_text(title: str, empty: str, shown: list[str], total: int) -> str:
@@ -431,9 +508,9 @@ def _datasets_text(summary: RunSummary) -> str:
     return _section("*Datasets*", lines)
 
 
-def _note_text(layout: CardLayout) -> str:
+def _note_text(layout: CardLayout, summary: RunSummary) -> str:
     if not layout.note_chunks:
-        return NO_NOTE
+        return NO_NOTE if summary.kind is SubjectKind.RUN else NO_DESCRIPTION
     first = layout.note_chunks[0]
     if len(layout.note_chunks) > 1:
         return truncate(first, limits.SECTION_TEXT - len(NOTE_CONTINUED) - 1) + "\n" + NOTE_CONTINUED

@@ -8,19 +8,33 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from bot import charts
 from bot.compare.baseline import BaselineFinder
+from bot.compare.baseline_line import build_baseline_line
 from bot.compare.blocks import OVERLAY_COMMENT, OVERLAY_TITLE, build_baseline_comparison, build_chart_upload
 from bot.envelope import Envelope
-from bot.errors import MlflowRefused, MlflowUnavailable, ReviewBotError, log_unexpected
+from bot.errors import BadReference, MlflowRefused, MlflowUnavailable, ReviewBotError, log_unexpected
+from bot.logged_models.blocks import build_logged_model_thread
 from bot.mlflow.artifacts import Artifacts
 from bot.mlflow.histories import Histories, finished_runs
 from bot.mlflow.registry import Registry
 from bot.mlflow.runs import Runs
-from bot.models import Baseline, Direction, ReviewState, RunRef, RunSummary
+from bot.mlflow.subjects import SubjectReader
+from bot.models import (
+    Baseline,
+    BaselineReason,
+    Direction,
+    LoggedModelInfo,
+    PromptInfo,
+    ReviewState,
+    RunRef,
+    RunSummary,
+    SubjectKind,
+)
+from bot.prompts.blocks import build_prompt_thread
 from bot.reviews.card import CardLayout, build_review_card, plan_card
 from bot.reviews.plots import plan_plots
 from bot.reviews.thread import (
@@ -34,6 +48,7 @@ from bot.reviews.thread import (
 )
 from bot.slack.message import SlackMessage
 from bot.slack.outbox import FileUpload, ThreadItem, UploadFile
+from bot.subjects import describe
 from bot.sweeps.blocks import build_sweep_children
 from bot.sweeps.rules import SweepRanking, sweep_summary
 from bot.sweeps.service import SweepReader
@@ -42,6 +57,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # Said first in the thread when a read made after the card was posted failed: the card stands without it.
+BASELINE_FOR_RUNS = (
+    ":thinking_face: `--baseline` compares runs; {what} has no run. Its card compares it with the version "
+    "under a deployment alias. Nothing was posted."
+)
 REGISTRY_NOT_READ = (
     ":warning: The card shows no registered model version of this run: the model registry could not be "
     "read ({why}). Ask for the review again to retry."
@@ -76,6 +95,7 @@ class PreparedCard:
     # the run's own histories, read from when the run is read (`first_card`) while the card is
     # posted and completed; None: read them when the thread needs them
     histories: Future[dict[str, list[Envelope]]] | None = field(default=None, repr=False, compare=False)
+    baseline_model: LoggedModelInfo | None = None  # a LoggedModel's baseline: the deployed version's model
 
 
 class ReviewPreparer:
@@ -120,6 +140,10 @@ class ReviewPreparer:
         so it is posted at about the cost of a `get_run` and a `chat.postMessage`. A baseline asked for
         with `--baseline` is looked up here, so a wrong one posts nothing (NotFound or BadReference)."""
         summary = self.runs.run_summary(self.runs.resolve(ref), with_model_versions=False)
+        if summary.kind is not SubjectKind.RUN:  # a LoggedModel, model version or prompt without a run
+            if baseline is not None:
+                raise BadReference(BASELINE_FOR_RUNS.format(what=describe(summary.run_id)))
+            return self._prepared(summary, requested_by, complete=False)
         chosen = self.baselines.choose(summary, baseline) if baseline is not None else None
         histories = self._history_reads.submit(self._histories, [summary], summary.metrics)
         return self._prepared(
@@ -133,6 +157,8 @@ class ReviewPreparer:
         without that part (a baseline that cannot be read is no baseline), and the thread says why."""
         if first.complete:
             return first
+        if first.summary.kind is not SubjectKind.RUN:
+            return self._complete_subject(first)
         summary, notes = first.summary, list(first.notes)
         with ThreadPoolExecutor(max_workers=3, thread_name_prefix="review-card") as pool:
             sweep_read = pool.submit(self.sweeps.sweep_of, summary) if self.sweeps else None
@@ -170,6 +196,43 @@ class ReviewPreparer:
             notes=tuple(notes),
             histories=first.histories,
         )
+
+    def _complete_subject(self, first: PreparedCard) -> PreparedCard:
+        """A LoggedModel's or a prompt version's card, with its baseline: the version now under a
+        deployment alias (its LoggedModel; the prompt version, to diff against)."""
+        summary, notes = first.summary, list(first.notes)
+        baseline, baseline_model = None, None
+        aliases = self.baselines.deployment_aliases
+        try:
+            if summary.kind is SubjectKind.LOGGED_MODEL and summary.logged_model is not None:
+                found = self._subjects().logged_models.deployed_baseline(summary.logged_model, aliases)
+                baseline = Baseline(reason=BaselineReason.NOTHING_DEPLOYED)
+                if found is not None:
+                    version, baseline_model = found
+                    baseline = _deployed(
+                        version.name, version.version, version.aliases, aliases, baseline_model
+                    )
+            elif summary.kind is SubjectKind.PROMPT_VERSION and summary.prompt is not None:
+                prompt = summary.prompt
+                deployed = self._subjects().prompts.deployed(prompt.name, aliases, prompt.version)
+                baseline = Baseline(reason=BaselineReason.NOTHING_DEPLOYED)
+                if deployed is not None:
+                    baseline = _deployed(deployed.name, deployed.version, deployed.aliases, aliases, deployed)
+                summary = summary.model_copy(update={"prompt_baseline": deployed})
+        except ReviewBotError as exc:
+            log.warning("the baseline of %s could not be read: %s", summary.run_id, exc)
+            notes.append(BASELINE_NOT_READ.format(why=_why(exc)))
+        prepared = self._prepared(
+            summary.model_copy(update={"baseline": baseline}),
+            first.requested_by,
+            complete=True,
+            notes=tuple(notes),
+        )
+        return replace(prepared, baseline_model=baseline_model)
+
+    def _subjects(self) -> SubjectReader:
+        assert self.runs.subjects is not None, "MLflow 3's readers are built by bot.mlflow.connect"
+        return self.runs.subjects
 
     def _submit_baseline(
         self, pool: ThreadPoolExecutor, baseline: Baseline | None
@@ -244,6 +307,17 @@ class ReviewPreparer:
         for note in prepared.notes:
             yield SlackMessage(text=note)
         summary = prepared.summary
+        if summary.kind is SubjectKind.PROMPT_VERSION and summary.prompt is not None:
+            yield from build_prompt_thread(summary.prompt, summary.prompt_baseline)
+            return
+        if summary.kind is SubjectKind.LOGGED_MODEL and summary.logged_model is not None:
+            label = build_baseline_line(summary.baseline) if summary.baseline else ""
+            yield from build_logged_model_thread(
+                summary.logged_model, prepared.baseline_model, label, self.metric_directions
+            )
+            return
+        if summary.kind is not SubjectKind.RUN:
+            return
         baseline = summary.baseline
         baseline_summary = prepared.baseline_summary
         # The run's own histories first, so its chart does not wait for the baseline's (read whole too,
@@ -332,6 +406,26 @@ class ReviewPreparer:
                 continue
             files.append(UploadFile(filename=plot.filename, title=plot.title, content=content))
         return FileUpload(name="plots", comment=build_plots_comment(plan, self.max_image_bytes), files=files)
+
+
+def _deployed(
+    name: str,
+    version: str,
+    on_it: list[str],
+    deployment_aliases: list[str],
+    found: LoggedModelInfo | PromptInfo,
+) -> Baseline:
+    """The baseline of a LoggedModel or a prompt: the version under a deployment alias, named by it."""
+    wanted = [a for a in deployment_aliases if a.lower() in {x.lower() for x in on_it}]
+    return Baseline(
+        reason=BaselineReason.DEPLOYED,
+        model_name=name,
+        version=version,
+        alias=f"@{wanted[0]}" if wanted else "",
+        model_id=found.model_id if isinstance(found, LoggedModelInfo) else "",
+        run_name=found.name if isinstance(found, LoggedModelInfo) else f"{name} v{version}",
+        run_url=found.url,
+    )
 
 
 def _why(exc: ReviewBotError) -> str:

@@ -31,7 +31,6 @@ LINK_SCHEMES = frozenset({"http", "https", "mailto"})
 
 # A zero-width space inside a run of three backticks keeps text from opening or closing a Slack code
 # block: the only fences in our output are the ones we write, which `split_mrkdwn` relies on.
-_FENCE_BREAKER = "``\u200b`"
 _ENTITIES = ("&amp;", "&lt;", "&gt;")
 _MAX_ENTITY_LEN = max(len(e) for e in _ENTITIES)
 _BLANK_RUN = re.compile(r"\n{3,}")
@@ -107,7 +106,11 @@ _PARSER = _build_parser()
 
 
 def _text(text: str) -> str:
-    return escape(text).replace(CODE_FENCE, _FENCE_BREAKER)
+    """Escaped, with every run of three or more backticks broken (a run of six would keep one fence)."""
+    return _BACKTICK_RUN.sub("``\u200b", escape(text))
+
+
+_BACKTICK_RUN = re.compile(r"``(?=`)")
 
 
 def _plain(nodes: list[SyntaxTreeNode], *, with_urls: bool = False) -> str:

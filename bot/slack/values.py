@@ -27,10 +27,11 @@ class RunValue(_Value):
 
 
 class VersionValue(_Value):
-    """A nudge's buttons: the registered model version it is about."""
+    """A nudge's buttons: the registered model version (or prompt version) it is about."""
 
-    model: str = ""
+    model: str = ""  # the model's name, or the prompt's
     version: str = ""
+    prompt: bool = False
 
 
 ButtonValue = RunValue | VersionValue

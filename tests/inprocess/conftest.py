@@ -98,6 +98,8 @@ def make_services(
         histories=fake_mlflow,  # type: ignore[arg-type]
         registry=fake_mlflow,  # type: ignore[arg-type]
         artifacts=fake_mlflow,  # type: ignore[arg-type]
+        logged_models=fake_mlflow,  # type: ignore[arg-type]  # runs only in the fake
+        prompts=fake_mlflow,  # type: ignore[arg-type]
         experiments=fake_mlflow,  # type: ignore[arg-type]
     )
     monkeypatch.setattr(app, "create_mlflow", lambda settings, store=None: access)

@@ -30,6 +30,7 @@ import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from mlflow.entities import Metric, Param, RunData, RunInfo, RunInputs, RunTag
 from mlflow.entities import Run as MlflowRun
@@ -38,12 +39,12 @@ from bot import envelope, signature
 from bot import tags as bot_tags
 from bot.deployments import PRODUCTION_STAGE, DeployedVersion, deployment_markers
 from bot.envelope import Envelope
-from bot.errors import MlflowUnavailable, NotFound
+from bot.errors import MlflowUnavailable, NotFound, ReviewBotError
 from bot.mlflow.artifacts import IMAGE_EXTENSIONS, SKIP_ARTIFACT_DIRS
 from bot.mlflow.client import NOT_FOUND, ms_to_datetime
 from bot.mlflow.experiments import MAX_CHILDREN, METRIC_SAMPLE_RUNS
 from bot.mlflow.histories import FULL_POINTS_BUDGET, PROBE_POINTS
-from bot.mlflow.records import DISCUSSION_ARTIFACT, ReviewRecords
+from bot.mlflow.records import DISCUSSION_ARTIFACT, ReviewRecords, Standing
 from bot.mlflow.runs import (
     DELETED_COMPARED_RUN,
     DELETED_EXPERIMENT,
@@ -57,6 +58,7 @@ from bot.models import (
     ArtifactImages,
     Direction,
     ImageArtifact,
+    LoggedModelInfo,
     ModelVersionRef,
     RefKind,
     ReviewState,
@@ -64,6 +66,7 @@ from bot.models import (
     RunSummary,
 )
 from bot.slack.mrkdwn import escape
+from bot.subjects import model_version_subject
 from tests import support
 
 FAKE_TRACKING_URI = "http://mlflow.inprocess.test"
@@ -259,6 +262,19 @@ class FakeMlflow:
     def ui_url(self) -> str:
         return self._ui_url
 
+    subjects = None  # no MLflow 3 subjects in the fake: runs only
+
+    def resolve_run(self, ref: RunRef, done: str = "compared") -> str:
+        return self.resolve(ref)
+
+    def run_models(self, run_id: str, experiment_id: str = "") -> list[LoggedModelInfo]:
+        """As the real one: a run's LoggedModels, none when they cannot be read (the fake has none)."""
+        try:
+            self._read("run_models")
+        except ReviewBotError:
+            return []
+        return []
+
     def resolve(self, ref: RunRef) -> str:
         self._called("resolve")
         if ref.kind is RefKind.RUN:  # like Runs.resolve: a run id needs no MLflow call
@@ -339,6 +355,13 @@ class FakeMlflow:
         with self._lock:
             return dict(self._run(run_id).tags)
 
+    def standing(self, subject: str) -> Standing:
+        self._read("standing")
+        with self._lock:
+            run = self._run(subject)
+            tags_now, deleted = dict(run.tags), run.deleted
+        return Standing(self.verifier.review(subject, tags_now), deleted=deleted)
+
     def review_of(self, run_id: str, run_tags: Mapping[str, str] | None = None) -> ReviewState | None:
         self._called("review_of")
         return ReviewRecords.review_of(self, run_id, run_tags)  # type: ignore[arg-type]  # the real composition
@@ -417,6 +440,23 @@ class FakeMlflow:
             if model is None or alias not in model.aliases:
                 raise NotFound(NOT_FOUND.format(what=f"model `{name}` with alias @{alias}"))
             return model.versions[model.aliases[alias]].run_id
+
+    def find_version(self, ref: RunRef) -> Any:
+        self._read("find_version")
+        assert ref.model_name
+        with self._lock:
+            model = self._models.get(ref.model_name)
+            if ref.kind is RefKind.MODEL_ALIAS:
+                if model is None or ref.alias not in model.aliases:
+                    raise NotFound(NOT_FOUND.format(what=f"model `{ref.model_name}` with alias @{ref.alias}"))
+                return model.versions[model.aliases[ref.alias]]
+            if ref.kind is RefKind.MODEL_LATEST and model is not None and model.versions:
+                return model.versions[max(model.versions, key=int)]
+            return self._version(ref.model_name, ref.version or "")
+
+    def decision_subject(self, mv: Any) -> str:
+        self._read("decision_subject")
+        return mv.run_id or model_version_subject(mv.name, mv.version)
 
     def version_of(self, ref: RunRef) -> str:
         assert ref.model_name

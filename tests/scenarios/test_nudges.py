@@ -78,6 +78,7 @@ def nudge_bot(bots, mlflow_server: str, runs) -> Iterator[support.BotProcess]:
         "model_version_alias.created",
         "model_version_tag.set",
         "model_version.created",
+        "prompt_alias.created",
     }
     yield bot
     for hook in hooks:

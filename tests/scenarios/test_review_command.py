@@ -154,8 +154,8 @@ def test_usage_is_ephemeral_and_posts_nothing(bot, slack, response_url, text) ->
     [
         ("not-a-run", "`not-a-run` is not a run id"),
         ("1234", "`1234` is not a run id"),
-        ("models:/fraud-clf/Production", "not a model URI I can review"),
-        ("https://example.com/some/page", "does not look like an MLflow run page"),
+        ("models:/fraud-clf/Champion-v2", "not a model URI I can review"),
+        ("https://example.com/some/page", "does not look like an MLflow page I can review"),
         ("a b", "takes one run"),
     ],
 )

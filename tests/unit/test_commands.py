@@ -66,6 +66,54 @@ def test_parse_ref_finds_the_run(raw: str) -> None:
         ("models:/my%20model/12", {"kind": RefKind.MODEL_VERSION, "model_name": "my model", "version": "12"}),
         ("models:/a%2Fb@prod", {"kind": RefKind.MODEL_ALIAS, "model_name": "a/b", "alias": "prod"}),
         ("<models:/fraud-clf/3>", {"kind": RefKind.MODEL_VERSION, "model_name": "fraud-clf", "version": "3"}),
+        ("models:/fraud-clf/latest", {"kind": RefKind.MODEL_LATEST, "model_name": "fraud-clf"}),
+        ("models:/fraud-clf/LATEST", {"kind": RefKind.MODEL_LATEST, "model_name": "fraud-clf"}),
+        (
+            "models:/fraud-clf/Production",
+            {"kind": RefKind.MODEL_STAGE, "model_name": "fraud-clf", "stage": "Production"},
+        ),
+        (
+            "models:/fraud-clf/staging",
+            {"kind": RefKind.MODEL_STAGE, "model_name": "fraud-clf", "stage": "Staging"},
+        ),
+        (f"models:/m-{RUN_ID}", {"kind": RefKind.LOGGED_MODEL, "model_id": f"m-{RUN_ID}"}),
+        (f"models:/m-{RUN_ID.upper()}/", {"kind": RefKind.LOGGED_MODEL, "model_id": f"m-{RUN_ID}"}),
+        (
+            "prompts:/summarizer/2",
+            {"kind": RefKind.PROMPT_VERSION, "model_name": "summarizer", "version": "2"},
+        ),
+        (
+            "prompts:/summarizer@production",
+            {"kind": RefKind.PROMPT_ALIAS, "model_name": "summarizer", "alias": "production"},
+        ),
+        (
+            "prompts:/summarizer",
+            {"kind": RefKind.PROMPT_ALIAS, "model_name": "summarizer", "alias": "latest"},
+        ),
+        (
+            "prompts:/summarizer/latest",
+            {"kind": RefKind.PROMPT_ALIAS, "model_name": "summarizer", "alias": "latest"},
+        ),
+        (
+            f"http://mlflow:5000/#/experiments/4/models/m-{RUN_ID}",
+            {"kind": RefKind.LOGGED_MODEL, "model_id": f"m-{RUN_ID}"},
+        ),
+        (
+            f"https://mlflow.example.com/#/experiments/4/models/m-{RUN_ID}/artifacts?x=1",
+            {"kind": RefKind.LOGGED_MODEL, "model_id": f"m-{RUN_ID}"},
+        ),
+        (
+            "http://mlflow:5000/#/models/fraud%20clf/versions/7",
+            {"kind": RefKind.MODEL_VERSION, "model_name": "fraud clf", "version": "7"},
+        ),
+        (
+            "<http://mlflow:5000/#/prompts/summarizer>",
+            {"kind": RefKind.PROMPT_ALIAS, "model_name": "summarizer", "alias": "latest"},
+        ),
+        (
+            "http://mlflow:5000/#/prompts/summarizer?promptVersion=3",
+            {"kind": RefKind.PROMPT_VERSION, "model_name": "summarizer", "version": "3"},
+        ),
     ],
 )
 def test_parse_ref_models(raw: str, expected: dict[str, object]) -> None:
@@ -83,6 +131,10 @@ def test_usage_names_the_command_and_every_form() -> None:
         "runs:/",
         "models:/fraud-clf/3",
         "models:/fraud-clf@champion",
+        "models:/fraud-clf/latest",
+        "models:/m-",
+        "prompts:/summarizer/2",
+        "prompts:/summarizer@production",
         "help",
     ):
         assert needle in USAGE
@@ -112,21 +164,30 @@ def test_parse_command_rejects_more_than_one_word() -> None:
         ("runs:/notarun/model", "runs:/notarun/model", "is not a run id"),
         ("runs:/", "runs:/", "is not a run id"),
         ("models:/fraud-clf", "models:/fraud-clf", "is not a model URI"),
-        ("models:/fraud-clf/latest", "models:/fraud-clf/latest", "is not a model URI"),
-        ("models:/fraud-clf/Production", "models:/fraud-clf/Production", "is not a model URI"),
+        ("models:/fraud-clf/v3", "models:/fraud-clf/v3", "is not a model URI"),
+        ("models:/m-123/", "models:/m-123/", "is not a model URI"),
+        ("prompts:/", "prompts:/", "is not a prompt URI"),
+        ("prompts:/a/b/c", "prompts:/a/b/c", "is not a prompt URI"),
+        ("prompts:/summarizer/v2", "prompts:/summarizer/v2", "is not a prompt URI"),
+        ("prompts:/<!here>@x", "prompts:/&lt;!here&gt;@x", "has characters no registered model or prompt"),
+        ("http://mlflow:5000/#/models/fraud-clf", "http://mlflow:5000/#/models/fraud-clf", "many versions"),
         ("models:/a/b/c", "models:/a/b/c", "is not a model URI"),
         ("models:/", "models:/", "is not a model URI"),
         (
             "http://mlflow:5000/#/experiments/1",
             "http://mlflow:5000/#/experiments/1",
-            "not look like an MLflow run",
+            "not look like an MLflow page",
         ),
         (f"http://mlflow:5000/#/runs/{RUN_ID}0", f"http://mlflow:5000/#/runs/{RUN_ID}0", "not look like"),
         ("<!channel>", "&lt;!channel&gt;", "is not a run id"),
         ("<@U123>", "&lt;@U123&gt;", "is not a run id"),
         ("a&b", "a&amp;b", "is not a run id"),
         ("`oops`", "'oops'", "is not a run id"),
-        ("<https://evil.example|click>", "&lt;https://evil.example|click&gt;", "not look like an MLflow run"),
+        (
+            "<https://evil.example|click>",
+            "&lt;https://evil.example|click&gt;",
+            "not look like an MLflow page",
+        ),
     ],
 )
 def test_parse_ref_rejects_with_the_input_named(raw: str, shown: str, hint: str) -> None:

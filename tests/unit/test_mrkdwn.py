@@ -458,3 +458,9 @@ def test_truncate_never_inside_link() -> None:
 
 def test_truncate_strips_trailing_space_before_suffix() -> None:
     assert truncate("hello world again", 7) == "hello" + TRUNCATION_SUFFIX
+
+
+@pytest.mark.parametrize("run", [3, 4, 6, 7, 9])
+def test_no_run_of_backticks_survives_to_open_a_code_block(run: int) -> None:
+    text = markdown_to_mrkdwn(f"before {'`' * run} after\n\n    {'`' * run} indented")
+    assert "`" * 3 not in "".join(line for line in text.splitlines() if not line.startswith("```"))

@@ -16,10 +16,11 @@ from bot.nudges.blocks import (
     DIGEST_MAX_VERSIONS,
     DM_MAX_REVIEWS,
     MORE,
-    NO_RUN,
     SNOOZE_LABEL,
     START_LABEL,
+    STATUS_DELETED,
     STATUS_NEVER,
+    SUBJECT_LINE,
     WAITING_ON_ANYONE,
     build_digest,
     build_nudge,
@@ -194,13 +195,45 @@ def test_nudge_names_model_version_alias_status_and_offers_both_buttons() -> Non
     assert message.text == "fraud-clf v3 is deployed as @champion without an approved review"
 
 
-def test_nudge_for_a_version_without_a_run_cannot_start_a_review() -> None:
-    message = build_nudge(_version(run_id="", markers=[PRODUCTION_STAGE]), [PRODUCTION_STAGE], NOW)
+@pytest.mark.parametrize(
+    ("subject", "said"),
+    [
+        ("m-" + "a" * 32, "its logged model `m-" + "a" * 32 + "` (no run)"),
+        ("models:/fraud-clf/3", "this version (no run, no logged model)"),
+    ],
+)
+def test_nudge_for_a_version_without_a_run_says_where_its_review_lives_and_can_start_one(
+    subject: str, said: str
+) -> None:
+    message = build_nudge(
+        _version(run_id="", markers=[PRODUCTION_STAGE], subject=subject), [PRODUCTION_STAGE], NOW
+    )
     text = json.dumps(message.blocks, ensure_ascii=False)
     assert "deployed as Production" in text
-    assert json.dumps(NO_RUN)[1:-1] in text
+    assert json.dumps(SUBJECT_LINE.format(what=said, status=STATUS_NEVER))[1:-1] in text
     buttons = [e["action_id"] for b in message.blocks if b["type"] == "actions" for e in b["elements"]]
-    assert buttons == [ActionId.NUDGE_SNOOZE]
+    assert buttons == [ActionId.NUDGE_START_REVIEW, ActionId.NUDGE_SNOOZE]
+
+
+def test_a_deleted_run_is_not_approved_whatever_its_tags_say() -> None:
+    approved = ReviewState(run_id="r1", status=ReviewStatus.APPROVED)
+    version = _version(review=approved, deleted=True)
+    assert not version.approved and needs_nudge(version, NOW)
+    assert review_status_text(version, NOW) == STATUS_DELETED
+    assert _version(review=approved).approved
+
+
+def test_a_prompt_nudge_names_the_prompt_and_its_buttons_say_so() -> None:
+    message = build_nudge(
+        _version(name="summarizer", run_id="", subject="prompts:/summarizer/2", prompt=True, version="2"),
+        ["production"],
+        NOW,
+    )
+    text = json.dumps(message.blocks, ensure_ascii=False)
+    assert "Prompt " in text and "this prompt version" in text
+    values = {e["value"] for b in message.blocks if b["type"] == "actions" for e in b["elements"]}
+    assert values == {version_value("summarizer", "2", prompt=True)}
+    assert json.loads(values.pop()) == {"model": "summarizer", "version": "2", "prompt": True}
 
 
 def test_nudge_escapes_what_mlflow_says() -> None:

@@ -68,5 +68,5 @@ def test_ack_text_escapes_a_model_name_even_if_parsing_let_it_through() -> None:
 
 
 def test_a_decoded_model_name_that_could_mention_is_refused() -> None:
-    with pytest.raises(BadReference, match="characters no registered model name uses"):
+    with pytest.raises(BadReference, match="characters no registered model or prompt name uses"):
         parse_ref("models:/%3C!channel%3E/3")
