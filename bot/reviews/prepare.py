@@ -160,15 +160,19 @@ class ReviewPreparer:
         if first.summary.kind is not SubjectKind.RUN:
             return self._complete_subject(first)
         summary, notes = first.summary, list(first.notes)
-        with ThreadPoolExecutor(max_workers=3, thread_name_prefix="review-card") as pool:
+        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="review-card") as pool:
             sweep_read = pool.submit(self.sweeps.sweep_of, summary) if self.sweeps else None
             versions_read = pool.submit(self.registry.model_versions_of, summary.run_id)
+            # the LoggedModels the run logged (MLflow 3); none when they cannot be read
+            models_read = pool.submit(self.runs.run_models, summary.run_id, summary.experiment_id)
             chosen = summary.baseline  # asked for with --baseline; else chosen while the registry is read,
             # as for a run without model versions, and again for one with (what it would replace comes first)
             chosen_read = pool.submit(self.baselines.choose, summary) if chosen is None else None
             baseline_read = self._submit_baseline(pool, chosen)
             versions = self._wait(versions_read, REGISTRY_NOT_READ, notes, summary.run_id)
-            summary = summary.model_copy(update={"model_versions": versions or []})
+            summary = summary.model_copy(
+                update={"model_versions": versions or [], "run_models": models_read.result()}
+            )
             if chosen_read is not None:
                 if versions and self.baselines.deployment_aliases:
                     chosen_read = pool.submit(self.baselines.choose, summary)

@@ -44,9 +44,12 @@ def latest_card(slack, subject: str) -> dict:
 
 
 def refused(bot, slack, eventually, ref: str) -> str:
+    """What the requester is told: in the ack for a malformed reference, later for an unknown one."""
     url = slack.new_response_url()
-    bot.command(ref, url, user=support.ANA)
-    return eventually(lambda: response_texts(slack, url), what=ref)[0]
+    ack = bot.command(ref, url, user=support.ANA).json().get("text", "")
+    if ":thinking_face:" in ack:
+        return ack
+    return eventually(lambda: [t for t in response_texts(slack, url) if ":mag:" in t], what=ref)[0]
 
 
 def vote(bot, slack, card: dict, action: str = ActionId.APPROVE.value, user: str = support.BO) -> None:
@@ -67,7 +70,7 @@ def test_a_logged_model_without_a_run_is_reviewed_voted_and_gated_on_itself(
     bot, slack, data, runs, mlflow_server, eventually, tmp_path
 ) -> None:
     made = data.logged_model_without_run(alias="staging")
-    assert runs.client.get_logged_model(made.model_id).source_run_id is None
+    assert not runs.client.get_logged_model(made.model_id).source_run_id
     before = gate(f"models:/{made.model_id}", mlflow_server, tmp_path)
     assert before.returncode == 1 and "never put up for review" in before.stdout, (
         before.stdout + before.stderr
