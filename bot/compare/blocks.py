@@ -171,7 +171,9 @@ def build_baseline_comparison(
 
 
 def name_list(keys: Sequence[str]) -> str:
-    shown = ", ".join(f"`{escape(k)}`" for k in keys[:NAMES_SHOWN])
+    """Metric names in inline code; a backtick in a name (it would end the code, or with others open a
+    code block) is shown as a quote."""
+    shown = ", ".join("`" + escape(k.replace("`", "'")) + "`" for k in keys[:NAMES_SHOWN])
     return shown + (f" and {len(keys) - NAMES_SHOWN} more" if len(keys) > NAMES_SHOWN else "")
 
 

@@ -13,7 +13,6 @@ from typing import TypeVar
 
 from bot import charts
 from bot.compare.baseline import BaselineFinder
-from bot.compare.baseline_line import build_baseline_line
 from bot.compare.blocks import OVERLAY_COMMENT, OVERLAY_TITLE, build_baseline_comparison, build_chart_upload
 from bot.envelope import Envelope
 from bot.errors import BadReference, MlflowRefused, MlflowUnavailable, ReviewBotError, log_unexpected
@@ -47,6 +46,7 @@ from bot.reviews.thread import (
     build_plots_comment,
 )
 from bot.slack.message import SlackMessage
+from bot.slack.mrkdwn import escape
 from bot.slack.outbox import FileUpload, ThreadItem, UploadFile
 from bot.subjects import describe
 from bot.sweeps.blocks import build_sweep_children
@@ -315,7 +315,12 @@ class ReviewPreparer:
             yield from build_prompt_thread(summary.prompt, summary.prompt_baseline)
             return
         if summary.kind is SubjectKind.LOGGED_MODEL and summary.logged_model is not None:
-            label = build_baseline_line(summary.baseline) if summary.baseline else ""
+            deployed = summary.baseline
+            label = (
+                escape(f"{deployed.alias} {deployed.model_name} v{deployed.version}".strip())
+                if deployed is not None and deployed.version
+                else ""
+            )
             yield from build_logged_model_thread(
                 summary.logged_model, prepared.baseline_model, label, self.metric_directions
             )

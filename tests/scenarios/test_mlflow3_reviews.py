@@ -14,10 +14,12 @@ import pytest
 from bot import signature, tags
 from bot.ids import ActionId
 from bot.models import ReviewStatus
+from bot.nudges.blocks import STATUS_DELETED
 from bot.subjects import model_version_subject, prompt_subject
+from bot.votes.gate import DELETED
 from tests import support
 from tests.mlflow3_data import Mlflow3Data, unique
-from tests.scenarios.helpers import blocks_text, cards_for, response_texts, run_gate
+from tests.scenarios.helpers import blocks_text, cards_for, post_card, response_texts, run_gate
 from tests.scenarios.test_nudges import QUIET, SECRET, cli
 
 GATE_KEYS = signature.verifier_for([support.PUBLIC_KEY])
@@ -103,6 +105,8 @@ def test_a_logged_model_without_a_run_is_reviewed_voted_and_gated_on_itself(
         passed = gate(ref, mlflow_server, tmp_path)
         assert passed.returncode == 0, passed.stdout + passed.stderr
         assert passed.stdout.startswith(f"approved: logged model {made.model_id} approved by")
+    unknown = gate("models:/m-" + "0" * 32, mlflow_server, tmp_path)
+    assert unknown.returncode == 2 and "m-" + "0" * 32 in unknown.stderr
 
 
 def test_a_logged_model_from_a_run_is_reviewed_as_its_run_with_its_models_listed(
@@ -273,3 +277,47 @@ def test_a_deployment_alias_on_an_unreviewed_prompt_nudges_exactly_once(
     )
     assert reply.status_code == 200
     eventually(lambda: cards_for(slack, prompt_subject(name, "2")), what="the card from the nudge")
+
+
+# --- one rule: the gate, the nudge and the digest agree -----------------------------------------------
+
+
+def test_a_deleted_approved_run_fails_the_gate_and_the_digest_says_why(
+    bot, slack, runs, mlflow_server, redis_url, eventually, tmp_path
+) -> None:
+    run_id, card = post_card(bot, slack, runs, eventually, name="approved-then-deleted")
+    vote(bot, slack, card)
+    eventually(lambda: runs.tags(run_id).get(tags.STATUS) == "approved", what="the approval")
+    model, alias = unique("deleted-run"), unique("live")
+    version = runs.register(model, run_id, alias=alias)
+    assert gate(f"models:/{model}@{alias}", mlflow_server, tmp_path).returncode == 1  # registered after
+    assert gate(run_id, mlflow_server, tmp_path).returncode == 0
+    runs.client.delete_run(run_id)
+    verdict = gate(run_id, mlflow_server, tmp_path)
+    assert verdict.returncode == 1, verdict.stdout + verdict.stderr
+    assert verdict.stdout.strip() == DELETED.format(what=f"run {run_id}")
+    env = {"MLFLOW_TRACKING_URI": mlflow_server, "REDIS_URL": redis_url, "DEPLOYMENT_ALIASES": alias}
+    digest = cli("nudge", "--once", "--dry-run", env=env)
+    assert digest.returncode == 0, digest.stderr
+    assert f"• v{version} @{alias}: {STATUS_DELETED}" in digest.stdout
+    assert "never reviewed" not in digest.stdout
+
+
+def test_the_digest_lists_a_deployed_unreviewed_logged_model_and_prompt_with_their_own_records(
+    data, redis_url, mlflow_server
+) -> None:
+    alias = unique("live")
+    made = data.logged_model_without_run(alias=alias)
+    name = data.prompt(alias=None)
+    data.client.set_prompt_alias(name, alias, 2)
+    env = {"MLFLOW_TRACKING_URI": mlflow_server, "REDIS_URL": redis_url, "DEPLOYMENT_ALIASES": alias}
+    digest = cli("nudge", "--once", "--dry-run", env=env)
+    assert digest.returncode == 0, digest.stderr
+    shown = (
+        f"/#/models/{made.registered}/versions/{made.version})\n• v{made.version} @{alias}: never reviewed"
+    )
+    assert shown in digest.stdout, digest.stdout
+    assert (
+        f"Prompt {name} (" in digest.stdout
+        and f"/#/prompts/{name})\n• v2 @{alias}: never reviewed" in digest.stdout
+    )

@@ -322,3 +322,11 @@ def test_leaderboard_of_twenty_five_hostile_runs_is_valid() -> None:
     everything = json.dumps(message.blocks[1:])  # the header is plain text: Slack shows it literally
     assert "<!channel>" not in everything and "<@U1>" not in everything and "<!here>" not in everything
     assert "lower is better" in everything
+
+
+def test_metric_names_with_backticks_cannot_end_their_code_or_open_a_block() -> None:
+    from bot.compare.blocks import name_list
+
+    shown = name_list(["val```loss", "a`b"])
+    assert shown == "`val'''loss`, `a'b`"
+    assert "```" not in shown
