@@ -20,6 +20,7 @@ from bot.compare.baseline import BaselineFinder
 from bot.compare.service import ComparisonPublisher, ComparisonService
 from bot.config import Settings
 from bot.errors import log_unexpected
+from bot.home.service import HomeService
 from bot.meetings.service import MeetingService
 from bot.mlflow import MlflowAccess, connect
 from bot.mlflow.histories import HistoryCache
@@ -33,6 +34,7 @@ from bot.slack.outbox import Outbox
 from bot.slack.people import People
 from bot.store import Store, create_store
 from bot.sweeps.service import SweepReader
+from bot.unfurls.service import UnfurlService
 from bot.votes.service import VoteService
 from handlers.webhooks import create_webhook_app
 
@@ -163,6 +165,8 @@ def build_services(settings: Settings, client: WebClient | None = None) -> Servi
         ),
         outbox,
     )
+    unfurls = UnfurlService(mlflow, settings, store, outbox, cards, publisher)
+    home = HomeService(mlflow, settings, store, outbox, client, cards)
     return Services(
         settings=settings,
         store=store,
@@ -171,6 +175,8 @@ def build_services(settings: Settings, client: WebClient | None = None) -> Servi
         meetings=meetings,
         nudges=nudges,
         comparisons=comparisons,
+        unfurls=unfurls,
+        home=home,
         scheduler=scheduler,
         health=lambda: {"mlflow": mlflow.health(), "redis": store.health()},
     )

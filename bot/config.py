@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str = "http://localhost:5000"
     mlflow_ui_url: str | None = None
     mlflow_timeout_seconds: int = Field(default=10, ge=1)
+    # Unfurl MLflow UI links pasted in Slack (a summary anyone in that channel sees; README "Unfurls")
+    unfurls_enabled: bool = True
 
     # Redis
     redis_url: str | None = None

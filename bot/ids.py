@@ -59,4 +59,10 @@ class MetadataEvent(StrEnum):
 
 
 # Events API subscriptions the bot handles (keep in step with manifest.yml).
-SUBSCRIBED_EVENTS: tuple[str, ...] = ("app_mention", "reaction_added", "reaction_removed")
+SUBSCRIBED_EVENTS: tuple[str, ...] = (
+    "app_mention",
+    "reaction_added",
+    "reaction_removed",
+    "link_shared",  # MLflow UI links pasted in a channel: unfurled (bot.unfurls)
+    "app_home_opened",  # the Home tab: what waits on the person (bot.home)
+)

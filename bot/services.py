@@ -10,11 +10,13 @@ from dataclasses import dataclass
 
 from bot.compare.service import ComparisonPublisher
 from bot.config import Settings
+from bot.home.service import HomeService
 from bot.meetings.service import MeetingService
 from bot.nudges.service import NudgeService
 from bot.reviews.publish import ReviewPublisher
 from bot.scheduler import LeaderScheduler
 from bot.store import Store
+from bot.unfurls.service import UnfurlService
 from bot.votes.service import VoteService
 
 
@@ -27,6 +29,8 @@ class Services:
     meetings: MeetingService
     nudges: NudgeService
     comparisons: ComparisonPublisher
+    unfurls: UnfurlService
+    home: HomeService
     scheduler: LeaderScheduler
     health: Callable[[], dict[str, str]]
 

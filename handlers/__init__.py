@@ -6,7 +6,7 @@ from __future__ import annotations
 from slack_bolt import App
 
 from bot.services import Services
-from handlers import actions, commands, events, middleware, nudges, views
+from handlers import actions, commands, events, home, middleware, nudges, unfurls, views
 
 
 def register_all(app: App, services: Services) -> None:
@@ -16,3 +16,5 @@ def register_all(app: App, services: Services) -> None:
     nudges.register(app)
     events.register(app)
     views.register(app)
+    unfurls.register(app)
+    home.register(app)

@@ -532,6 +532,11 @@ class SlackTestServer:
         self.usergroups: dict[str, dict[str, Any]] = {}
         self.files: dict[str, FileRecord] = {}
         self.views: list[dict[str, Any]] = []
+        # views.publish: each user's Home tab as last published, and every unfurl made (chat.unfurl)
+        self.home_views: dict[str, dict[str, Any]] = {}
+        self.unfurls: list[dict[str, Any]] = []
+        # the domains the app may unfurl (its manifest's unfurl_domains); chat.unfurl refuses others
+        self.unfurl_domains: set[str] = set()
         self.responses: list[dict[str, Any]] = []
         self.rejected_responses: list[dict[str, Any]] = []
         self._response_urls: dict[str, int] = {}
@@ -594,6 +599,8 @@ class SlackTestServer:
             self.ephemerals.clear()
             self.files.clear()
             self.views.clear()
+            self.home_views.clear()
+            self.unfurls.clear()
             self.responses.clear()
             self.rejected_responses.clear()
             self._response_urls = dict.fromkeys(self._response_urls, 0)
@@ -1112,6 +1119,89 @@ class SlackTestServer:
             raise SlackApiError("no_such_subteam")
         return {"ok": True, "users": list(group["users"])}
 
+    def _views_publish(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A user's Home tab: `user_id` of a known user, a `home` view (at most 100 blocks, validated as
+        Slack does); `hash`, when given, must be the one of the view it replaces (hash_conflict)."""
+        user_id = args.get("user_id")
+        if not user_id or not isinstance(user_id, str):
+            raise SlackApiError("invalid_arguments", ["[ERROR] missing required field: user_id"])
+        if user_id not in self.users:
+            raise SlackApiError("user_not_found")
+        view = args.get("view")
+        if isinstance(view, str):
+            try:
+                view = json.loads(view)
+            except ValueError:
+                raise SlackApiError("invalid_arguments", ["[ERROR] view must be a JSON object"]) from None
+        if not isinstance(view, dict) or view.get("type") != "home":
+            raise SlackApiError("invalid_arguments", ["[ERROR] must be home [json-pointer:/view/type]"])
+        errors = validate_view(view)
+        if errors:
+            raise SlackApiError("invalid_arguments", errors)
+        current = self.home_views.get(user_id)
+        if args.get("hash") and current is not None and args["hash"] != current["hash"]:
+            raise SlackApiError("hash_conflict")
+        published = {
+            "id": current["id"] if current else self._next_id("V"),
+            "team_id": self.team_id,
+            "type": "home",
+            "blocks": view["blocks"],
+            "private_metadata": view.get("private_metadata", ""),
+            "callback_id": view.get("callback_id", ""),
+            "external_id": view.get("external_id", ""),
+            "hash": f"{time.time():.6f}.{self._next_id('h')}",
+        }
+        self.home_views[user_id] = published
+        return {"view": published}
+
+    def _chat_unfurl(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Unfurls for links in a message: `channel` + `ts` of a message the links are in (or
+        `unfurl_id` + `source` from a link_shared event), and `unfurls`, a JSON object of URL ->
+        {"blocks": [...]} (validated; at most 50 blocks) for URLs in the message, on the app's domains."""
+        raw = args.get("unfurls")
+        if raw in (None, "", {}):
+            raise SlackApiError("missing_unfurls")
+        try:
+            unfurls = json.loads(raw) if isinstance(raw, str) else raw
+        except ValueError:
+            raise SlackApiError("invalid_unfurls_format") from None
+        if not isinstance(unfurls, dict) or not all(isinstance(v, dict) for v in unfurls.values()):
+            raise SlackApiError("invalid_unfurls_format")
+        if args.get("unfurl_id"):
+            if args.get("source") not in {"composer", "conversations_history"}:
+                raise SlackApiError("invalid_source")
+            text = None
+        else:
+            channel = self._member_channel(args.get("channel"))
+            message = self._find_message(channel.id, args.get("ts"))
+            if message is None:
+                raise SlackApiError("cannot_find_message")
+            text = message.get("text", "") + json.dumps(message.get("blocks") or [])
+        errors: list[str] = []
+        for url, unfurl in unfurls.items():
+            host = (urlsplit(url).hostname or "").lower()
+            if not any(host == d or host.endswith("." + d) for d in self.unfurl_domains):
+                raise SlackApiError(
+                    "cannot_unfurl_url", [f"[ERROR] {url} is not on the app's unfurl domains"]
+                )
+            if text is not None and url not in text:
+                raise SlackApiError("cannot_unfurl_url", [f"[ERROR] {url} is not in the message"])
+            if "blocks" in unfurl:
+                errors += validate_blocks(unfurl["blocks"], MESSAGE_BLOCKS_MAX)
+            elif not unfurl.get("text") and not unfurl.get("title"):
+                errors.append(f"[ERROR] unfurl for {url} has neither blocks nor text")
+        if errors:
+            raise SlackApiError("invalid_unfurls_format", errors)
+        self.unfurls.append(
+            {
+                "channel": args.get("channel"),
+                "ts": args.get("ts"),
+                "unfurl_id": args.get("unfurl_id"),
+                "unfurls": unfurls,
+            }
+        )
+        return {}
+
     def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
         trigger_id = args.get("trigger_id")
         if not trigger_id or not isinstance(trigger_id, str):
@@ -1346,6 +1436,8 @@ _METHODS: dict[str, Callable[[SlackTestServer, dict[str, Any]], dict[str, Any]]]
     "conversations.replies": SlackTestServer._conversations_replies,
     "users.info": SlackTestServer._users_info,
     "views.open": SlackTestServer._views_open,
+    "views.publish": SlackTestServer._views_publish,
+    "chat.unfurl": SlackTestServer._chat_unfurl,
     "usergroups.users.list": SlackTestServer._usergroups_users_list,
     "conversations.open": SlackTestServer._conversations_open,
     "files.getUploadURLExternal": SlackTestServer._files_get_upload_url_external,

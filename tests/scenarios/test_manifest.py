@@ -33,6 +33,8 @@ METHOD_SCOPES: dict[str, set[str]] = {
     "usergroups.users.list": {"usergroups:read"},
     "conversations.open": {"im:write"},  # a DM with each invitee, for the .ics file
     "views.open": set(),
+    "views.publish": set(),  # the Home tab
+    "chat.unfurl": {"links:write"},
     "apps.connections.open": set(),  # app-level token (connections:write), not a bot scope
 }
 
@@ -88,6 +90,8 @@ EVENT_SCOPES = {
     "app_mention": "app_mentions:read",
     "reaction_added": "reactions:read",
     "reaction_removed": "reactions:read",
+    "link_shared": "links:read",
+    "app_home_opened": "",  # no scope: the Home tab's event
 }
 
 
@@ -117,7 +121,7 @@ def test_bot_scopes_are_exactly_what_the_code_needs(bot, slack, runs, response_u
     needed = (
         set().union(*(METHOD_SCOPES[m] for m in in_code))
         | {"commands"}
-        | {EVENT_SCOPES[e] for e in SUBSCRIBED_EVENTS}
+        | {EVENT_SCOPES[e] for e in SUBSCRIBED_EVENTS if EVENT_SCOPES[e]}
     )
     assert set(MANIFEST["oauth_config"]["scopes"]["bot"]) == needed
     # ...and the reading of the code is complete: whatever the bot called in this session is in it.
