@@ -41,7 +41,7 @@ from bot.models import Baseline, Direction, RunSummary
 from bot.reviews.thread import paged
 from bot.slack import limits
 from bot.slack.message import SlackMessage
-from bot.slack.mrkdwn import escape, link, split_mrkdwn, truncate
+from bot.slack.mrkdwn import escape, escape_code, link, split_mrkdwn, truncate
 from bot.slack.outbox import FileUpload, UploadFile
 
 # --- the baseline in the thread ---------------------------------------------------------------------
@@ -75,14 +75,21 @@ DIRECTION_HINT = (
 NON_FINITE_HINT = "_Not judged: {keys}: a value is `inf` or `nan` (MLflow stores ±inf as ±1.8e308)._"
 
 
-def text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A monospace table in a code block; widths from the raw text (Slack shows `&lt;` as one `<`)."""
+def text_table(
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    key_width: int = KEY_WIDTH,
+    value_width: int = VALUE_WIDTH,
+) -> str:
+    """A monospace table in a code block; widths from the raw text (Slack shows `&lt;` as one `<`), long
+    cells cut, every cell escaped and unable to close the block."""
     cells = [
-        [_cell(c, KEY_WIDTH if i == 0 else VALUE_WIDTH) for i, c in enumerate(row)] for row in [header, *rows]
+        [_cell(c, key_width if i == 0 else value_width) for i, c in enumerate(row)] for row in [header, *rows]
     ]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
-    return "```\n" + "\n".join(escape(line) for line in lines) + "\n```"
+    return "```\n" + "\n".join(escape_code(line) for line in lines) + "\n```"
 
 
 def _cell(text: str, width: int) -> str:
@@ -173,7 +180,7 @@ def build_baseline_comparison(
 def name_list(keys: Sequence[str]) -> str:
     """Metric names in inline code; a backtick in a name (it would end the code, or with others open a
     code block) is shown as a quote."""
-    shown = ", ".join("`" + escape(k.replace("`", "'")) + "`" for k in keys[:NAMES_SHOWN])
+    shown = ", ".join("`" + escape_code(k.replace("`", "'")) + "`" for k in keys[:NAMES_SHOWN])
     return shown + (f" and {len(keys) - NAMES_SHOWN} more" if len(keys) > NAMES_SHOWN else "")
 
 

@@ -15,7 +15,15 @@ from dataclasses import dataclass
 
 from slack_sdk.models.blocks import Block, MarkdownTextObject, SectionBlock
 
-from bot.compare.rules import Verdict, format_delta, format_relative, format_value
+from bot.compare.blocks import (
+    NOT_JUDGED,
+    delta_rows,
+    name_list,
+    not_judged_notes,
+    text_table,
+    verdict_word,
+)
+from bot.compare.rules import Verdict, format_value
 from bot.logged_models.rules import (
     ComparedMetric,
     DatasetMetrics,
@@ -27,7 +35,7 @@ from bot.mlflow.urls import model_version_url, run_url
 from bot.models import Direction, LoggedModelInfo, ModelVersionRef
 from bot.slack import limits
 from bot.slack.message import SlackMessage
-from bot.slack.mrkdwn import CODE_FENCE, escape, link, split_mrkdwn, truncate
+from bot.slack.mrkdwn import escape_code, link, split_mrkdwn, truncate
 
 # --- the fields -------------------------------------------------------------------------------------
 
@@ -96,20 +104,12 @@ ONLY_BASELINE_DATASETS = "_Only the baseline has metrics on: {datasets}_"
 ONLY_MODEL_KEYS = "_Only this model has on it: {keys}_"
 ONLY_BASELINE_KEYS = "_Only the baseline has on it: {keys}_"
 UNDATED = "_Not compared, logged without a dataset: {keys}_"
-DIRECTION_HINT = (
-    "_Not judged: {keys}: the bot does not know whether higher or lower is better. "
-    "Set `METRIC_DIRECTIONS` (for example `{example}:max` or `{example}:min`) to judge them._"
-)
-NON_FINITE_HINT = "_Not judged: {keys}: a value is `inf` or `nan` (MLflow stores ±inf as ±1.8e308)._"
 DATASET_NAMED = "`{name}` (digest `{digest}`)"
 THE_MODEL_PAGE = "the model's page"
 MODEL_WHERE = "logged model `{model_id}`"
 THIS_MODEL = "this model"
 BASELINE_COLUMN = "baseline"
 COMPARE_HEADER = ("metric", THIS_MODEL, BASELINE_COLUMN, "change", "%", "")
-VERDICT_WORDS = {Verdict.BETTER: "better", Verdict.WORSE: "worse", Verdict.SAME: "same", Verdict.UNJUDGED: ""}
-NOT_JUDGED = "not judged"
-MISSING = "—"
 NAMES_SHOWN = 20
 KEY_WIDTH = 40
 VALUE_WIDTH = 60
@@ -137,10 +137,7 @@ _BACKTICK_PAIR_BEFORE_ANOTHER = re.compile(r"``(?=`)")
 _UI_PATH = "/#/experiments/"
 
 
-def _safe(text: str) -> str:
-    """Text from MLflow made inert (bot.slack.mrkdwn.escape), with no run of three backticks left to
-    open or close a code block (the thread's pages are split at code fences)."""
-    return _BACKTICK_PAIR_BEFORE_ANOTHER.sub("``\u200b", escape(text))
+_safe = escape_code  # text from MLflow: inert, and unable to open or close a code block
 
 
 # --- the fields -------------------------------------------------------------------------------------
@@ -337,7 +334,7 @@ def _comparison_parts(
     rows = compared.rows
     if compared.shared:
         tally = {v: sum(1 for row in rows if row.verdict is v) for v in Verdict}
-        not_judged = sum(1 for row in rows if _verdict_word(row) == NOT_JUDGED)
+        not_judged = sum(1 for row in rows if verdict_word(row.change) == NOT_JUDGED)
         parts.append(
             COMPARED_TALLY.format(
                 better=tally[Verdict.BETTER], worse=tally[Verdict.WORSE], same=tally[Verdict.SAME]
@@ -350,9 +347,9 @@ def _comparison_parts(
             parts.append(DATASET_TITLE.format(name=_safe(dataset.name), digest=_safe(dataset.digest)))
             parts.append(_table(list(COMPARE_HEADER), [_row(row) for row in dataset.rows]))
             if dataset.only_model:
-                parts.append(ONLY_MODEL_KEYS.format(keys=_names(dataset.only_model)))
+                parts.append(ONLY_MODEL_KEYS.format(keys=name_list(dataset.only_model)))
             if dataset.only_baseline:
-                parts.append(ONLY_BASELINE_KEYS.format(keys=_names(dataset.only_baseline)))
+                parts.append(ONLY_BASELINE_KEYS.format(keys=name_list(dataset.only_baseline)))
         parts += _not_judged_notes(rows)
     else:
         parts.append(NO_COMMON_DATASET.format(mine=_datasets_of(info), theirs=_datasets_of(baseline)))
@@ -371,44 +368,16 @@ def _comparison_parts(
             parts.append(ONLY_BASELINE_DATASETS.format(datasets=_dataset_names(compared.only_baseline)))
     undated = sorted(set(compared.undated_model) | set(compared.undated_baseline))
     if undated:
-        parts.append(UNDATED.format(keys=_names(undated)))
+        parts.append(UNDATED.format(keys=name_list(undated)))
     return parts
 
 
 def _row(row: ComparedMetric) -> list[str]:
-    change = row.change
-    return [
-        change.key,
-        format_value(change.candidate),
-        format_value(change.baseline),
-        format_delta(change.delta) if change.finite else MISSING,
-        format_relative(change.relative),
-        _verdict_word(row),
-    ]
-
-
-def _verdict_word(row: ComparedMetric) -> str:
-    """better / worse / same; "not judged" for an unknown direction or a value that is no number (a
-    bookkeeping metric, like `epoch`, stays blank)."""
-    change = row.change
-    if change.verdict is Verdict.UNJUDGED and (change.direction is Direction.UNKNOWN or not change.finite):
-        return NOT_JUDGED
-    return VERDICT_WORDS[change.verdict]
+    return delta_rows([row.change])[0]
 
 
 def _not_judged_notes(rows: Sequence[ComparedMetric]) -> list[str]:
-    """Why metrics were not judged, once: unknown directions, then values that are no number."""
-    unknown = sorted(
-        {r.key for r in rows if r.change.direction is Direction.UNKNOWN and r.verdict is Verdict.UNJUDGED}
-    )
-    non_finite = sorted({r.key for r in rows if not r.change.finite} - set(unknown))
-    notes = []
-    if unknown:
-        example = _safe(unknown[0].replace("`", "'"))
-        notes.append(DIRECTION_HINT.format(keys=_names(unknown), example=example))
-    if non_finite:
-        notes.append(NON_FINITE_HINT.format(keys=_names(non_finite)))
-    return notes
+    return not_judged_notes([row.change for row in rows])
 
 
 def _datasets_of(info: LoggedModelInfo) -> str:
@@ -423,11 +392,6 @@ def _dataset_names(groups: Sequence[DatasetMetrics]) -> str:
     return shown + (f" and {len(groups) - NAMES_SHOWN} more" if len(groups) > NAMES_SHOWN else "")
 
 
-def _names(keys: Sequence[str]) -> str:
-    shown = ", ".join(f"`{_safe(k)}`" for k in keys[:NAMES_SHOWN])
-    return shown + (f" and {len(keys) - NAMES_SHOWN} more" if len(keys) > NAMES_SHOWN else "")
-
-
 def _where(info: LoggedModelInfo) -> str:
     return link(info.url, THE_MODEL_PAGE) if info.url else MODEL_WHERE.format(model_id=_safe(info.model_id))
 
@@ -440,20 +404,7 @@ def _paged(title: str, parts: list[str], text: str, where: str) -> list[SlackMes
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
-    """A monospace table in a code block: widths from the raw text (Slack shows `&lt;` as one `<`),
-    long names and values cut, every cell escaped and unable to close the block."""
-    cells = [
-        [_cell(c, KEY_WIDTH if i == 0 else VALUE_WIDTH) for i, c in enumerate(row)] for row in [header, *rows]
-    ]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
-    body = "\n".join(_safe(line) for line in lines)
-    return f"{CODE_FENCE}\n{body}\n{CODE_FENCE}"
-
-
-def _cell(text: str, width: int) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return text_table(header, rows, key_width=KEY_WIDTH, value_width=VALUE_WIDTH)
 
 
 # --- a run's card -----------------------------------------------------------------------------------

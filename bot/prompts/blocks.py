@@ -9,8 +9,6 @@ code block it is shown in, ping a channel or form a link.
 
 from __future__ import annotations
 
-import re
-
 from slack_sdk.models.blocks import Block, MarkdownTextObject, SectionBlock
 
 from bot.compare.rules import format_value
@@ -19,7 +17,7 @@ from bot.mlflow.prompts import EVALUATIONS_SHOWN
 from bot.models import PromptEvaluation, PromptInfo
 from bot.prompts.rules import config_lines, diff_stats, prompt_diff, prompt_text, version_label
 from bot.slack import limits
-from bot.slack.mrkdwn import CODE_FENCE, escape, link, split_mrkdwn, truncate
+from bot.slack.mrkdwn import CODE_FENCE, escape, escape_code, link, split_mrkdwn, truncate
 from bot.slack.outbox import FileUpload, ThreadItem, UploadFile
 
 # --- the fields -------------------------------------------------------------------------------------
@@ -74,10 +72,6 @@ EVALUATIONS_THREAD_TITLE = "*Evaluation runs of {version}* ({n}), with all their
 EVALUATIONS_THREAD_TEXT = "Evaluation runs ({n})"
 THE_PROMPT_PAGE = "the prompt's page"
 
-# Two backticks then a zero-width space before a third: no run of three can form, so a template can
-# neither close our code block nor open one of its own (escape() has dropped any zero-width space the
-# template had, so the only ones are these).
-_BACKTICK_PAIR_BEFORE_ANOTHER = re.compile(r"``(?=`)")
 _FENCE_OVERHEAD = len(CODE_FENCE) * 2 + 2  # "```\n" + body + "\n```"
 
 
@@ -267,9 +261,7 @@ def _evaluation_table(run: PromptEvaluation) -> str:
 # --- code blocks ------------------------------------------------------------------------------------
 
 
-def code_safe(text: str) -> str:
-    """Text from MLflow made fit for a code block: escaped, and no run of three backticks left in it."""
-    return _BACKTICK_PAIR_BEFORE_ANOTHER.sub("``\u200b", escape(text))
+code_safe = escape_code  # MLflow text inside a code block: escaped, unable to close it
 
 
 def _fit_code(text: str, room: int) -> tuple[str, bool]:

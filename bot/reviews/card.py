@@ -26,13 +26,7 @@ from slack_sdk.models.blocks import (
 from bot.compare.baseline_line import BASELINE_FIELD, build_baseline_line
 from bot.compare.rules import format_value
 from bot.ids import ActionId, BlockId, MetadataEvent
-from bot.logged_models.blocks import (
-    build_logged_model_fields,
-    build_logged_model_sections,
-    build_run_models_section,
-)
 from bot.models import Meeting, ReviewState, ReviewStatus, RunSummary, SubjectKind, Vote
-from bot.prompts.blocks import build_prompt_fields, build_prompt_sections
 from bot.reviews.run_state import build_run_state_caveat
 from bot.slack import limits
 from bot.slack.message import SlackMessage
@@ -344,6 +338,11 @@ def _header(summary: RunSummary) -> str:
 
 def _body(summary: RunSummary, layout: CardLayout) -> list[Block]:
     """What the card says about the subject between its fields and its note."""
+    # Imported here: their builders reuse bot.compare.blocks, which reuses bot.reviews.thread, which
+    # reads this module's CardLayout.
+    from bot.logged_models.blocks import build_logged_model_sections, build_run_models_section
+    from bot.prompts.blocks import build_prompt_sections
+
     if summary.kind is SubjectKind.PROMPT_VERSION and summary.prompt is not None:
         return build_prompt_sections(summary.prompt, summary.prompt_baseline)
     if summary.kind is SubjectKind.LOGGED_MODEL and summary.logged_model is not None:
@@ -397,6 +396,9 @@ def _field(label: str, value: str) -> str:
 
 def _fields(summary: RunSummary, requested_by: str, *, completing: bool = False) -> list[str]:
     """The card's fields: what the subject is, who asked, and (last) its baseline."""
+    from bot.logged_models.blocks import build_logged_model_fields  # see _body
+    from bot.prompts.blocks import build_prompt_fields
+
     if summary.kind is SubjectKind.RUN:
         fields = _run_fields(summary, requested_by)
     else:

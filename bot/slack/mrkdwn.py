@@ -106,7 +106,12 @@ _PARSER = _build_parser()
 
 
 def _text(text: str) -> str:
-    """Escaped, with every run of three or more backticks broken (a run of six would keep one fence)."""
+    return escape_code(text)
+
+
+def escape_code(text: str) -> str:
+    """Escaped (`escape`), with every run of three or more backticks broken by a zero-width space, so the
+    text can neither close a code block it is shown in nor open one (a run of six would keep a fence)."""
     return _BACKTICK_RUN.sub("``\u200b", escape(text))
 
 

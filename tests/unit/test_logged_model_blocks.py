@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from slack_sdk.models.blocks import MarkdownTextObject, SectionBlock
 
+from bot.compare.blocks import DIRECTION_HINT, NON_FINITE_HINT, NOT_JUDGED
 from bot.logged_models.blocks import (
     ALL_METRICS_TEXT,
     ALL_METRICS_TITLE,
@@ -19,14 +20,11 @@ from bot.logged_models.blocks import (
     COMPARED_TITLE,
     DATASETS_DIFFER,
     DATASETS_MORE,
-    DIRECTION_HINT,
     METRICS_TITLE,
     MORE_IN_THREAD,
     NO_COMMON_DATASET,
     NO_METRICS,
     NO_PARAMS,
-    NON_FINITE_HINT,
-    NOT_JUDGED,
     NOT_REGISTERED,
     NOT_SET,
     OUTSIDE_RUN,
@@ -334,7 +332,7 @@ def test_backticks_from_mlflow_cannot_open_or_close_a_code_block() -> None:
     baseline = info(model_id=BASELINE_ID, metrics=[metric(key, 0.5, "val", "v")])
     body = "\n".join(thread_texts(build_logged_model_thread(model, baseline, "", {})))
     assert "a``\u200b``\u200b`b&lt;!channel&gt;  1" in body  # the table's cell
-    assert "`a``\u200b``\u200b`b&lt;!channel&gt;`" in body  # the not-judged note's name
+    assert "`a'''''b&lt;!channel&gt;`" in body  # the not-judged note's name: backticks as quotes
     assert body.count("```") == 2  # the table's own fences only
 
 
