@@ -174,13 +174,15 @@ class NudgeService:
 
     def check_prompt(self, name: str, version: str, now: datetime) -> int:
         """The same for a prompt version (an alias landed on it)."""
-        return self._check(name, version, now, lambda: self._prompt_states([(name, version)])[0])
+        return self._check("prompt", name, version, now, lambda: self._prompt_states([(name, version)])[0])
 
-    def _check(self, name: str, version: str, now: datetime, read: Callable[[], DeployedVersion]) -> int:
+    def _check(
+        self, what: str, name: str, version: str, now: datetime, read: Callable[[], DeployedVersion]
+    ) -> int:
         try:
             deployed = read()
         except NotFound:
-            log.info("%s version %s no longer exists: skipped", name, version)
+            log.info("%s %s version %s no longer exists: skipped", what, name, version)
             return 0
         except MlflowUnavailable as exc:
             log.warning("could not check %s v%s (%s); the next digest will", name, version, exc.tracking_uri)
