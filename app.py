@@ -8,14 +8,13 @@ from here as a `bot.cli.Wiring`.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 
 from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
 import handlers
-from bot import cli
+from bot import cli, metrics_export
 from bot.compare.baseline import BaselineFinder
 from bot.compare.service import ComparisonPublisher, ComparisonService
 from bot.config import Settings
@@ -29,6 +28,7 @@ from bot.reviews.card_index import CardIndex
 from bot.reviews.prepare import ReviewPreparer
 from bot.reviews.publish import ReviewPublisher
 from bot.scheduler import LeaderScheduler
+from bot.server import LazyWorkPool
 from bot.services import Services
 from bot.slack.outbox import Outbox
 from bot.slack.people import People
@@ -123,6 +123,7 @@ def build_services(settings: Settings, client: WebClient | None = None) -> Servi
         misfire_grace_seconds=settings.missed_grace_minutes * 60,
         lock_ttl_seconds=settings.scheduler_lock_ttl,
     )
+    metrics_export.instrument_scheduler(scheduler)  # before the services register their jobs
     meetings = MeetingService(
         mlflow.runs,
         mlflow.records,
@@ -165,8 +166,18 @@ def build_services(settings: Settings, client: WebClient | None = None) -> Servi
         ),
         outbox,
     )
-    unfurls = UnfurlService(mlflow, settings, store, outbox, cards, publisher)
-    home = HomeService(mlflow, settings, store, outbox, client, cards)
+    unfurls = UnfurlService(mlflow, settings, store, outbox, cards, publisher, votes.policy)
+    home = HomeService(
+        mlflow,
+        settings,
+        store,
+        outbox,
+        client,
+        cards,
+        reviewers=lambda: votes.policy().reviewers,
+        scan=nudges.scan,
+    )
+    votes.on_change = publisher.on_change = meetings.on_change = home.changed
     return Services(
         settings=settings,
         store=store,
@@ -203,12 +214,14 @@ def create_app(
         # The ack function runs on the request thread, so a burst of commands is acknowledged at
         # once; slow work goes to lazy listeners on the executor below (measured: README, Benchmarks).
         process_before_response=True,
-        listener_executor=ThreadPoolExecutor(
+        # LazyWorkPool: the request id follows the work, and SIGTERM waits for it (bot.server).
+        listener_executor=LazyWorkPool(
             max_workers=settings.worker_threads * 2, thread_name_prefix="review-bot-listener"
         ),
     )
     handlers.register_all(app, services)
     app.error(log_unexpected_error)
+    metrics_export.instrument_app(app)  # lazy work timed by kind, Slack calls counted (GET /metrics)
     return app
 
 

@@ -93,7 +93,7 @@ def _checked_settings(*, socket_mode: bool) -> Settings:
         settings.require_signing_key()
     except MissingSettingError as exc:
         _die(str(exc))
-    configure_logging(settings.log_level, _secrets(settings))
+    configure_logging(settings.log_level, _secrets(settings), settings.log_format)
     return settings
 
 
@@ -181,7 +181,7 @@ def cmd_preview(args: argparse.Namespace, wiring: Wiring) -> None:
     from bot.logs import configure_logging
 
     settings = load_settings(**({"mlflow_tracking_uri": args.tracking_uri} if args.tracking_uri else {}))
-    configure_logging(settings.log_level, _secrets(settings))
+    configure_logging(settings.log_level, _secrets(settings), settings.log_format)
     try:
         ref = parse_ref(args.run)
         baseline = parse_ref(args.baseline) if args.baseline else None
@@ -337,6 +337,32 @@ def cmd_webhook(args: argparse.Namespace, wiring: Wiring) -> None:
     )
 
 
+def cmd_manifest(args: argparse.Namespace, wiring: Wiring) -> None:
+    """manifest.yml for this deployment: the MLflow UI's domain in `unfurl_domains` (Slack unfurls only
+    the domains listed there) and, with --bot-url, every request URL pointed at the bot."""
+    import yaml  # PyYAML comes with mlflow-skinny
+
+    from bot.unfurls.rules import domain_problem, manifest_for, unfurl_domain
+
+    settings = load_settings()
+    path = Path(args.file)
+    try:
+        manifest = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        _die(f"manifest: cannot read {path} ({exc}); pass --file with the repository's manifest.yml")
+    if not isinstance(manifest, dict):
+        _die(f"manifest: {path} is not a Slack app manifest")
+    try:
+        result = manifest_for(manifest, settings.ui_url, args.bot_url)
+    except ValueError as exc:
+        _die(f"manifest: {exc}")
+    problem = domain_problem(unfurl_domain(settings.ui_url))
+    if problem:
+        print(f"review-bot manifest: warning: {problem}", file=sys.stderr)
+    print(f"# Slack app manifest for review-bot, made by `review-bot manifest` from {path}")
+    print(yaml.safe_dump(result, sort_keys=False, allow_unicode=True, width=110), end="")
+
+
 def _plain_message(blocks: list[dict]) -> str:
     """A message's blocks as terminal text: `<url|label>` becomes `label (url)`."""
     texts = []
@@ -411,6 +437,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     register.add_argument("--tracking-uri", help="overrides MLFLOW_TRACKING_URI")
     register.set_defaults(func=cmd_webhook)
+    manifest = sub.add_parser(
+        "manifest", help="print manifest.yml with unfurl_domains set to MLFLOW_UI_URL's domain"
+    )
+    manifest.add_argument("--bot-url", help="the bot's public address: every request URL points at it")
+    manifest.add_argument("--file", default="manifest.yml", help="the manifest to start from (manifest.yml)")
+    manifest.set_defaults(func=cmd_manifest)
     return parser
 
 

@@ -13,7 +13,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot import signature
 from bot.compare.rules import parse_metric_directions, parse_metric_goal
-from bot.logs import strip_credentials
+from bot.logs import LogFormat, strip_credentials
 from bot.models import Direction, MetricGoal
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     web_concurrency: int = Field(default=1, ge=1)
     worker_threads: int = Field(default=8, ge=1)
     log_level: str = "INFO"
+    log_format: LogFormat = "text"  # json: one object a line, with the request id (bot.logs)
+    # On SIGTERM: how long lazy work in flight and running scheduler jobs may take to finish
+    shutdown_grace_seconds: int = Field(default=25, ge=0, le=3600)
 
     @field_validator(
         "review_key_metrics", "reviewers", "deployment_aliases", "review_public_keys", mode="before"
@@ -196,6 +199,11 @@ class Settings(BaseSettings):
     @classmethod
     def _bare_emoji(cls, value: str) -> str:
         return value.strip().strip(":")  # accept ":x:" as well as "x"
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("slack_api_url")
     @classmethod

@@ -66,3 +66,22 @@ SUBSCRIBED_EVENTS: tuple[str, ...] = (
     "link_shared",  # MLflow UI links pasted in a channel: unfurled (bot.unfurls)
     "app_home_opened",  # the Home tab: what waits on the person (bot.home)
 )
+
+
+class UnfurlActionId(StrEnum):
+    """The buttons on an unfurled MLflow link (bot.unfurls)."""
+
+    REVIEW = "unfurl_review"  # posts the review card of what the link points at, as `/review` does
+    OPEN_CARD = "unfurl_open_card"  # a link button to the review card already posted: Slack opens it
+
+
+class HomeActionId(StrEnum):
+    """The buttons on the App Home tab (bot.home)."""
+
+    APPROVE = "home_approve"  # votes on the card the value names, as the card's own Approve does
+    REQUEST_CHANGES = "home_request_changes"
+    PREVIOUS_PAGE = "home_previous_page"  # the reviews waiting on you: the page before (older ones)
+    NEXT_PAGE = "home_next_page"
+
+
+HOME_CALLBACK_ID = "review_home"  # the Home tab's view (views.publish)

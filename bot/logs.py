@@ -1,10 +1,20 @@
-"""Logging set-up. Tokens and secrets are redacted from every record, whoever logs them."""
+"""Logging set-up. Tokens and secrets are redacted from every record, whoever logs them.
+
+Two formats (LOG_FORMAT): `text`, one line a record for people, and `json`, one JSON object a line
+for a log pipeline, each with the request id (bot.request_ids) of the request whose work logged it.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
+import threading
+from datetime import UTC, datetime
+from typing import Literal
+
+from bot.request_ids import current_request_id
 
 _TOKEN_RE = re.compile(r"xox[abposer]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+")
 # user:password@ (or token@) in any URL: http://user:pw@host, https://token@host, redis://:pw@host
@@ -45,22 +55,75 @@ class RedactSecrets(logging.Filter):
             # A malformed logging call must not raise into the code that logged (logging itself never
             # does): keep the format and its arguments, redacted like everything else.
             message = f"{record.msg!s} {record.args!r}"
-        redacted = self.redact(message)
         if record.exc_info and record.exc_info[1] is not None:
-            # Render the traceback now so it is redacted too.
-            redacted += "\n" + self.redact(logging.Formatter().formatException(record.exc_info))
+            # Render the traceback now so it is redacted too; formatters show exc_text after the message
+            # (the JSON one as its own field).
+            record.exc_text = self.redact(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None
-            record.exc_text = None
-        record.msg, record.args = redacted, None
+        elif record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info)
+        record.msg, record.args = self.redact(message), None
         return True
 
 
-def configure_logging(level: str, secrets: list[str]) -> None:
+def stamp_request_id(record: logging.LogRecord) -> bool:
+    """A handler filter: the record carries the id of the request whose work logged it (None outside)."""
+    record.request_id = current_request_id()
+    return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time (UTC, ISO 8601), level, logger, message, request_id, thread, and exc
+    with the traceback when there is one. Newlines inside a message stay inside its JSON string."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": getattr(record, "request_id", None),
+            "thread": record.threadName,
+        }
+        if record.exc_info and not record.exc_text:  # not through RedactSecrets (a test's handler)
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line["exc"] = record.exc_text
+        if record.stack_info:
+            line["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(line, ensure_ascii=False, default=str)
+
+
+LogFormat = Literal["text", "json"]
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def create_formatter(log_format: LogFormat) -> logging.Formatter:
+    return JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+
+
+def configure_logging(level: str, secrets: list[str], log_format: LogFormat = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(create_formatter(log_format))
     handler.addFilter(RedactSecrets(secrets))
+    handler.addFilter(stamp_request_id)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     for noisy in ("urllib3", "mlflow", "matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # Whatever Python itself writes to stderr goes through the handler too, so a JSON log stays one
+    # object a line: warnings, and the traceback of a thread that dies (APScheduler's, a pool's).
+    logging.captureWarnings(True)
+    threading.excepthook = _log_thread_death
+
+
+def _log_thread_death(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return
+    name = args.thread.name if args.thread is not None else "?"
+    logging.getLogger("review-bot").critical(
+        "thread %s died", name, exc_info=(args.exc_type, args.exc_value, args.exc_traceback)
+    )

@@ -6,6 +6,10 @@ to Redis), but only the replica holding the leader lock processes them. The lock
 `lock_ttl` seconds; the leader renews it every third of that, and when it dies another replica takes
 over within `lock_ttl`. A job that fell due while no leader ran is run late if within
 `misfire_grace` and otherwise reported to `on_missed`: nothing is dropped silently.
+
+A replica shutting down (`stop`) starts no more jobs, lets those running finish (within a bound) and
+then releases the lock at once; followers try for it every second, so one of them leads within about a
+second of the release instead of waiting out the lock's expiry.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -31,6 +36,7 @@ from redis.connection import parse_url
 log = logging.getLogger(__name__)
 
 DEFAULT_NAMESPACE = "review-bot"
+FOLLOWER_POLL_SECONDS = 1.0  # how often a follower tries for the leader lock (one SET NX on Redis)
 
 JobHandler = Callable[[str, str], None]  # (kind, subject) -> None
 MissedHandler = Callable[[str, str, datetime], None]  # (kind, subject, when it was due)
@@ -49,6 +55,23 @@ def run_job(scheduler_name: str, kind: str, subject: str) -> None:
 
 def job_id(kind: str, subject: str) -> str:
     return f"{kind}:{subject}"
+
+
+class _TolerantScheduler(BackgroundScheduler):
+    """APScheduler's BackgroundScheduler, except that a job removed between the moment the scheduler
+    read it as due and the moment it removes or updates it (a date job that ran is removed; a cron
+    job is rescheduled) no longer kills the scheduler's thread. That happens when the job's own
+    handler, a `cancel`, or another replica during a leadership hand-over removed it first: the
+    JobLookupError it raised escaped `_process_jobs` and ended the thread, so no job ran again in
+    this process. The job is gone either way, which is what everyone wanted; the pass is run again
+    for the jobs it had not reached."""
+
+    def _process_jobs(self) -> float | None:
+        try:
+            return super()._process_jobs()
+        except JobLookupError as exc:
+            log.info("a job was removed while the scheduler processed it (%s); looking again", exc)
+            return 0
 
 
 class LeaderScheduler:
@@ -81,7 +104,7 @@ class LeaderScheduler:
         else:
             jobstore = MemoryJobStore()
             self._redis = None
-        self.scheduler = BackgroundScheduler(
+        self.scheduler = _TolerantScheduler(
             jobstores={"default": jobstore},
             job_defaults={"misfire_grace_time": misfire_grace_seconds, "coalesce": True, "max_instances": 1},
             timezone=UTC,
@@ -91,6 +114,8 @@ class LeaderScheduler:
         self._lock: Any = None
         self._leading = threading.Event()
         self._stopping = threading.Event()
+        self._running = 0  # jobs of this process running now (stop lets them finish)
+        self._idle = threading.Condition()
         self._thread = threading.Thread(target=self._campaign, name=f"{name}-leader", daemon=True)
 
     def register(self, kinds: tuple[str, ...], run: JobHandler, missed: MissedHandler) -> None:
@@ -105,7 +130,18 @@ class LeaderScheduler:
     def dispatch(self, kind: str, subject: str) -> None:
         if kind not in self._kinds:
             raise RuntimeError(f"no handler for {kind!r} jobs in scheduler {self.name!r}")
-        self._kinds[kind][0](kind, subject)
+        with self._idle:
+            self._running += 1
+        try:
+            self._kinds[kind][0](kind, subject)
+        finally:
+            with self._idle:
+                self._running -= 1
+                self._idle.notify_all()
+
+    @property
+    def running_jobs(self) -> int:
+        return self._running
 
     @property
     def is_leader(self) -> bool:
@@ -115,16 +151,44 @@ class LeaderScheduler:
         self.scheduler.start(paused=True)
         self._thread.start()
 
-    def stop(self) -> None:
-        """Stop processing and give up leadership at once (another replica need not wait for expiry)."""
+    def stop(self, grace_seconds: float = 0.0) -> bool:
+        """Start no more jobs, let the running ones finish for up to `grace_seconds` (the lock is kept
+        meanwhile, so no other replica runs them again), then give up leadership at once: another
+        replica need not wait for the lock to expire. False when jobs were still running at the end."""
         if self._stopping.is_set():
-            return
+            return True
         self._stopping.set()
-        if self._thread.is_alive():
+        if self._thread.is_alive():  # it may be becoming leader: let it finish before pausing
             self._thread.join(timeout=self.lock_ttl)
+        if self.scheduler.running:
+            self.scheduler.pause()
+        finished = self._wait_for_running_jobs(grace_seconds)
+        if not finished:
+            log.warning(
+                "%d scheduler job(s) still running after %.0f s: leadership released anyway",
+                self._running,
+                grace_seconds,
+            )
+        if self.is_leader:
+            log.info("this replica no longer runs the scheduler: leadership released")
         self._step_down()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        return finished
+
+    def _wait_for_running_jobs(self, grace_seconds: float) -> bool:
+        deadline = time.monotonic() + grace_seconds
+        renew_every = max(1.0, self.lock_ttl / 3)
+        with self._idle:
+            while self._running:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(min(left, renew_every))
+                if self._running and self._lock is not None:
+                    with contextlib.suppress(redis.exceptions.LockError, redis.RedisError):
+                        self._lock.reacquire()  # still ours while the job finishes
+        return True
 
     # --- jobs ------------------------------------------------------------------------------------
 
@@ -195,7 +259,7 @@ class LeaderScheduler:
         return self.is_leader
 
     def _become_leader(self) -> None:
-        log.info("this replica now runs the scheduler")
+        log.info("this replica holds the scheduler's lock: rebuilding jobs")
         for hook in self._leader_hooks:
             try:
                 hook()
@@ -203,6 +267,7 @@ class LeaderScheduler:
                 log.exception("a job rebuild on becoming leader failed")
         self.scheduler.resume()
         self._leading.set()  # only now: whoever waits for a leader finds its jobs rebuilt
+        log.info("this replica now runs the scheduler")  # after the rebuild: its jobs can run from here
 
     def _step_down(self) -> None:
         if self.is_leader:
@@ -215,5 +280,7 @@ class LeaderScheduler:
 
     def _campaign(self) -> None:
         while not self._stopping.is_set():
-            self.campaign_once()
-            self._stopping.wait(max(1.0, self.lock_ttl / 3))
+            leading = self.campaign_once()
+            # The leader renews every third of the TTL; a follower asks every second, so a lock
+            # released by a replica shutting down is taken at once rather than after its expiry.
+            self._stopping.wait(max(1.0, self.lock_ttl / 3) if leading else FOLLOWER_POLL_SECONDS)

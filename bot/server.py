@@ -6,22 +6,47 @@ that each sent half a request froze `/healthz` and every Slack request for minut
 the connections (an idle or half-sent one costs a socket, not a thread), this front reads each body
 whole, bounded in size and time, before a thread runs the app (a2wsgi's pool, WORKER_THREADS), and Slack's
 3-second ack never waits behind a slow client. Measured in `make bench` (README, Benchmarks).
+
+Each request gets a request id (bot.request_ids) here, which the work it starts carries along.
+
+On SIGTERM uvicorn stops accepting connections and lets the requests in progress be answered (for up to
+ACK_DRAIN_SECONDS: Slack gives up on an ack after 3 s anyway); then the lifespan's shutdown stops the
+services (`Services.stop`), which lets lazy work in flight (`LazyWorkPool`) and running scheduler jobs
+finish within SHUTDOWN_GRACE_SECONDS. uvicorn then re-raises the SIGTERM, so whatever is still running
+past that bound ends with the process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+import time
+import weakref
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from concurrent.futures import Future
+from typing import Any, ParamSpec, TypeVar
 
 from a2wsgi import WSGIMiddleware
+
+from bot.request_ids import (
+    ContextThreadPoolExecutor,
+    bind_request_id,
+    new_request_id,
+    reset_request_id,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024  # Slack's payloads are a few kB (a card's blocks ride along: tens of kB)
 BODY_TIMEOUT_SECONDS = 10.0  # a client that has not sent its whole body by then is refused
 KEEP_ALIVE_SECONDS = 5
+ACK_DRAIN_SECONDS = 5  # on SIGTERM, requests being answered get this long before the services stop
+# The requests whose answer is logged ("acknowledged"): Slack's and MLflow's, not probes or scrapes.
+ACKNOWLEDGED_PATHS = frozenset({"/slack/events", "/mlflow/webhook"})
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -117,7 +142,31 @@ class Front:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()  # only http.disconnect is left
 
-        await self.app(scope, replay, send)
+        status = 0
+
+        async def answer(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        # This task's context, which a2wsgi copies into the thread that runs the app: the id follows
+        # the request into bolt, and from there into its lazy listeners (LazyWorkPool).
+        token = bind_request_id(new_request_id(_header(scope, b"x-slack-request-timestamp")))
+        started = time.monotonic()
+        try:
+            await self.app(scope, replay, answer)
+            path = scope.get("path", "")
+            if path in ACKNOWLEDGED_PATHS and 200 <= status < 400:  # refusals are logged by bot.web
+                log.info(
+                    "acknowledged %s %s: %d in %.0f ms",
+                    scope.get("method"),
+                    path,
+                    status,
+                    (time.monotonic() - started) * 1000,
+                )
+        finally:
+            reset_request_id(token)
 
     async def _read_body(self, receive: Receive) -> bytes | None:
         chunks: list[bytes] = []
@@ -140,13 +189,83 @@ class TooLarge(Exception):
 
 
 def _content_length(scope: Scope) -> int | None:
-    for name, value in scope.get("headers", []):
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
+    value = _header(scope, b"content-length")
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return value.decode("latin-1")
     return None
+
+
+_pools: weakref.WeakSet[LazyWorkPool] = weakref.WeakSet()
+
+
+class LazyWorkPool(ContextThreadPoolExecutor):
+    """The pool bolt runs lazy listeners on (the App's `listener_executor`): each task runs in the
+    submitter's context (its request id), and the process can wait for the work in flight before it
+    exits (`drain_lazy_work`), so a SIGTERM does not cut a card or its thread in half."""
+
+    def __init__(self, max_workers: int, thread_name_prefix: str = "") -> None:
+        super().__init__(max_workers=max_workers, thread_name_prefix=thread_name_prefix)
+        self._in_flight = 0
+        self._settled = threading.Condition()
+        _pools.add(self)
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        with self._settled:
+            self._in_flight += 1
+        try:
+            future = super().submit(fn, *args, **kwargs)
+        except BaseException:
+            self._done(None)
+            raise
+        future.add_done_callback(self._done)
+        return future
+
+    def _done(self, _future: Future[Any] | None) -> None:
+        with self._settled:
+            self._in_flight -= 1
+            self._settled.notify_all()
+
+    def drain(self, timeout: float) -> int:
+        """Wait up to `timeout` seconds for the work submitted so far; what is left then and has not
+        started is cancelled. Returns how many tasks had not finished."""
+        deadline = time.monotonic() + timeout
+        with self._settled:
+            while self._in_flight and (left := deadline - time.monotonic()) > 0:
+                self._settled.wait(left)
+            unfinished = self._in_flight
+        if unfinished:
+            self.shutdown(wait=False, cancel_futures=True)
+        return unfinished
+
+
+def drain_lazy_work(timeout: float) -> int:
+    """Wait (all pools together, up to `timeout` seconds) for the lazy work of this process; the number
+    of tasks that did not finish."""
+    pools = list(_pools)
+    waiting = sum(pool.in_flight for pool in pools)
+    if not waiting:
+        return 0
+    log.info("waiting up to %.0f s for %d lazy task(s) in flight", timeout, waiting)
+    started = time.monotonic()
+    deadline = started + timeout
+    unfinished = sum(pool.drain(max(0.0, deadline - time.monotonic())) for pool in pools)
+    if unfinished:
+        log.warning("%d lazy task(s) did not finish within %.0f s: cut short", unfinished, timeout)
+    else:
+        log.info("lazy work in flight finished in %.1f s", time.monotonic() - started)
+    return unfinished
 
 
 def serve(factory: str, port: int, workers: int, log_level: str) -> None:
@@ -163,7 +282,7 @@ def serve(factory: str, port: int, workers: int, log_level: str) -> None:
         log_config=None,  # bot.logs configures logging (with its redaction) in each worker
         access_log=False,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
-        timeout_graceful_shutdown=20,
+        timeout_graceful_shutdown=ACK_DRAIN_SECONDS,
         lifespan="on",
         proxy_headers=False,
         server_header=False,

@@ -5,6 +5,7 @@ Handlers receive it through the request context (`handlers.context`), never as a
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ from bot.meetings.service import MeetingService
 from bot.nudges.service import NudgeService
 from bot.reviews.publish import ReviewPublisher
 from bot.scheduler import LeaderScheduler
+from bot.server import drain_lazy_work
 from bot.store import Store
 from bot.unfurls.service import UnfurlService
 from bot.votes.service import VoteService
@@ -41,10 +43,14 @@ class Services:
         self.votes.start_sweeper()
 
     def stop(self) -> None:
-        """On shutdown: give up the scheduler's leadership at once (another replica takes over without
-        waiting for the lock to expire) and stop sweeping."""
+        """On shutdown (SIGTERM; the server takes no more requests by now), within SHUTDOWN_GRACE_SECONDS:
+        stop sweeping, let running scheduler jobs finish and give up the scheduler's leadership (another
+        replica takes over at once rather than when the lock expires), then let the lazy work in flight
+        finish (cards and threads of commands already acknowledged)."""
+        deadline = time.monotonic() + self.settings.shutdown_grace_seconds
         self.votes.stop_sweeper()
-        self.scheduler.stop()
+        self.scheduler.stop(grace_seconds=self.settings.shutdown_grace_seconds)
+        drain_lazy_work(max(0.0, deadline - time.monotonic()))
 
     def __deepcopy__(self, memo: dict) -> Services:
         # Bolt deep-copies a request's context for its lazy listeners; the services are shared,

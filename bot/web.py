@@ -1,4 +1,5 @@
-"""The HTTP surface: POST /slack/events (bolt), POST /mlflow/webhook and GET /healthz, as one WSGI app."""
+"""The HTTP surface: POST /slack/events (bolt), POST /mlflow/webhook, GET /healthz (liveness), GET /readyz
+(readiness) and GET /metrics (Prometheus), as one WSGI app."""
 
 from __future__ import annotations
 
@@ -18,11 +19,18 @@ from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.request.internals import parse_body
 
+from bot import metrics_export
+from bot.metrics_export import Readiness
+
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
+READY_PATH = "/readyz"
+METRICS_PATH = "/metrics"
 WEBHOOK_PATH = "/mlflow/webhook"
+PROBE_PATHS = frozenset({HEALTH_PATH, READY_PATH, METRICS_PATH})
+ENDPOINTS = frozenset({EVENTS_PATH, WEBHOOK_PATH}) | PROBE_PATHS  # anything else is counted as "other"
 
 Wsgi = Callable[..., Iterable[bytes]]
 TIMESTAMP = re.compile(r"[0-9]{1,12}")
@@ -34,21 +42,80 @@ def health_body(states: dict[str, str]) -> dict[str, Any]:
     return {"status": "ok" if ok else "degraded", **states}
 
 
-def create_health_app(health: Callable[[], dict[str, str]], webhook: Wsgi | None = None) -> Wsgi:
-    """GET /healthz, and POST /mlflow/webhook when given (what Socket Mode serves on $PORT too)."""
+def ready_body(state: metrics_export.ReadyState) -> dict[str, Any]:
+    body: dict[str, Any] = {"status": "ready" if state.ready else "not ready", **state.states}
+    if not state.ready:
+        body["reason"] = state.reason
+    return body
+
+
+def _json(start_response: Callable[..., Any], status: str, payload: dict[str, Any]) -> list[bytes]:
+    body = json.dumps(payload).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def create_health_app(
+    health: Callable[[], dict[str, str]], webhook: Wsgi | None = None, readiness: Readiness | None = None
+) -> Wsgi:
+    """GET /healthz, /readyz and /metrics, and POST /mlflow/webhook when given (what Socket Mode serves on
+    $PORT too), each request counted for /metrics."""
+    readiness = readiness or Readiness(health)
 
     def health_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if webhook is not None and environ.get("PATH_INFO") == WEBHOOK_PATH:
+        path = environ.get("PATH_INFO")
+        if webhook is not None and path == WEBHOOK_PATH:
             return webhook(environ, start_response)
-        if environ.get("PATH_INFO") != HEALTH_PATH or environ.get("REQUEST_METHOD") not in {"GET", "HEAD"}:
+        if path not in PROBE_PATHS or environ.get("REQUEST_METHOD") not in {"GET", "HEAD"}:
             start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
             return [b"Not Found"]
-        body = json.dumps(health_body(health())).encode()
+        if path == READY_PATH:
+            # 503 while MLflow or Redis does not answer (a result kept a few seconds: see Readiness).
+            state = readiness.check()
+            return _json(
+                start_response, "200 OK" if state.ready else "503 Service Unavailable", ready_body(state)
+            )
+        if path == METRICS_PATH:
+            body, content_type = metrics_export.render(readiness)
+            start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+            return [body]
         # 200 while the process serves: the body says which dependency is down (liveness, not readiness).
-        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-        return [body]
+        return _json(start_response, "200 OK", health_body(health()))
 
-    return health_app
+    return count_requests(health_app)
+
+
+def count_requests(wsgi: Wsgi) -> Wsgi:
+    """Count each answer by endpoint and status; time the answers bolt gave on /slack/events (the ack)."""
+
+    def counted(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get(_COUNTED):  # already counted by an outer layer
+            return wsgi(environ, start_response)
+        environ[_COUNTED] = True
+        started = time.perf_counter()
+        status = ""
+
+        def capture(status_line: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
+            nonlocal status
+            status = status_line[:3]
+            return start_response(status_line, headers, *exc_info)
+
+        try:
+            return wsgi(environ, capture)
+        except Exception:
+            status = "500"
+            raise
+        finally:
+            path = environ.get("PATH_INFO", "")
+            endpoint = path if path in ENDPOINTS else "other"
+            metrics_export.HTTP_REQUESTS.labels(endpoint, status or "none").inc()
+            if endpoint == EVENTS_PATH and status and not status.startswith("4"):
+                metrics_export.ACK_SECONDS.observe(time.perf_counter() - started)
+
+    return counted
+
+
+_COUNTED = "review_bot.counted"
 
 
 class RefusalLog:
@@ -140,8 +207,8 @@ def create_wsgi_app(
     health_app = create_health_app(health, webhook)
 
     def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") in (HEALTH_PATH, WEBHOOK_PATH):
+        if environ.get("PATH_INFO") in PROBE_PATHS or environ.get("PATH_INFO") == WEBHOOK_PATH:
             return health_app(environ, start_response)
         return slack(environ, start_response)
 
-    return wsgi
+    return count_requests(wsgi)

@@ -1121,7 +1121,10 @@ class SlackTestServer:
 
     def _views_publish(self, args: dict[str, Any]) -> dict[str, Any]:
         """A user's Home tab: `user_id` of a known user, a `home` view (at most 100 blocks, validated as
-        Slack does); `hash`, when given, must be the one of the view it replaces (hash_conflict)."""
+        Slack does; view_too_large past 250 kB of JSON); `hash`, when given, must be the one of the view
+        it replaces (hash_conflict); an `external_id` (at most 255 characters) must not be another
+        user's view's (duplicate_external_id)."""
+        view_bytes_max, external_id_max = 250_000, 255  # Slack's views.publish limits
         user_id = args.get("user_id")
         if not user_id or not isinstance(user_id, str):
             raise SlackApiError("invalid_arguments", ["[ERROR] missing required field: user_id"])
@@ -1135,12 +1138,23 @@ class SlackTestServer:
                 raise SlackApiError("invalid_arguments", ["[ERROR] view must be a JSON object"]) from None
         if not isinstance(view, dict) or view.get("type") != "home":
             raise SlackApiError("invalid_arguments", ["[ERROR] must be home [json-pointer:/view/type]"])
+        if len(json.dumps(view, ensure_ascii=False).encode()) > view_bytes_max:
+            raise SlackApiError("view_too_large")
         errors = validate_view(view)
+        validator = _BlockValidator()
+        validator.max_len("/view/external_id", view.get("external_id"), external_id_max)
+        errors += validator.errors
         if errors:
             raise SlackApiError("invalid_arguments", errors)
         current = self.home_views.get(user_id)
         if args.get("hash") and current is not None and args["hash"] != current["hash"]:
             raise SlackApiError("hash_conflict")
+        external_id = view.get("external_id") or ""
+        if external_id and any(
+            other != user_id and published.get("external_id") == external_id
+            for other, published in self.home_views.items()
+        ):
+            raise SlackApiError("duplicate_external_id")
         published = {
             "id": current["id"] if current else self._next_id("V"),
             "team_id": self.team_id,
@@ -1152,12 +1166,15 @@ class SlackTestServer:
             "hash": f"{time.time():.6f}.{self._next_id('h')}",
         }
         self.home_views[user_id] = published
-        return {"view": published}
+        return {"ok": True, "view": published}
 
     def _chat_unfurl(self, args: dict[str, Any]) -> dict[str, Any]:
-        """Unfurls for links in a message: `channel` + `ts` of a message the links are in (or
-        `unfurl_id` + `source` from a link_shared event), and `unfurls`, a JSON object of URL ->
-        {"blocks": [...]} (validated; at most 50 blocks) for URLs in the message, on the app's domains."""
+        """Unfurls for links in a message, addressed as Slack documents it: `channel` + `ts` of a message
+        the links are in (missing_channel, missing_ts, cannot_find_channel, cannot_find_message), or
+        `unfurl_id` + `source` from a link_shared event (invalid_source without a valid source); and
+        `unfurls`, a JSON object of URL -> {"blocks": [...]} (validated; at most 50 blocks) for URLs on the
+        app's unfurl domains (cannot_unfurl_url) that are in the message (cannot_unfurl_message; Slack
+        keeps a message's `&` as `&amp;`)."""
         raw = args.get("unfurls")
         if raw in (None, "", {}):
             raise SlackApiError("missing_unfurls")
@@ -1172,7 +1189,13 @@ class SlackTestServer:
                 raise SlackApiError("invalid_source")
             text = None
         else:
-            channel = self._member_channel(args.get("channel"))
+            if not args.get("channel"):
+                raise SlackApiError("missing_channel")
+            if not args.get("ts"):
+                raise SlackApiError("missing_ts")
+            channel = self._resolve_channel(args.get("channel"), error="cannot_find_channel")
+            if not channel.is_member:
+                raise SlackApiError("not_in_channel")
             message = self._find_message(channel.id, args.get("ts"))
             if message is None:
                 raise SlackApiError("cannot_find_message")
@@ -1184,8 +1207,8 @@ class SlackTestServer:
                 raise SlackApiError(
                     "cannot_unfurl_url", [f"[ERROR] {url} is not on the app's unfurl domains"]
                 )
-            if text is not None and url not in text:
-                raise SlackApiError("cannot_unfurl_url", [f"[ERROR] {url} is not in the message"])
+            if text is not None and url not in text and url.replace("&", "&amp;") not in text:
+                raise SlackApiError("cannot_unfurl_message", [f"[ERROR] {url} is not in the message"])
             if "blocks" in unfurl:
                 errors += validate_blocks(unfurl["blocks"], MESSAGE_BLOCKS_MAX)
             elif not unfurl.get("text") and not unfurl.get("title"):
@@ -1197,10 +1220,11 @@ class SlackTestServer:
                 "channel": args.get("channel"),
                 "ts": args.get("ts"),
                 "unfurl_id": args.get("unfurl_id"),
+                "source": args.get("source"),
                 "unfurls": unfurls,
             }
         )
-        return {}
+        return {"ok": True}
 
     def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
         trigger_id = args.get("trigger_id")

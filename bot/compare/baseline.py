@@ -11,7 +11,6 @@ is the pure rule `bot.compare.rules.choose_baseline`; this module does the MLflo
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 from bot.compare.rules import choose_baseline, deployed_alias, goal_direction
 from bot.errors import BadReference, NotFound
@@ -21,6 +20,7 @@ from bot.mlflow.registry import Registry
 from bot.mlflow.runs import Run, Runs, run_name
 from bot.mlflow.urls import run_url
 from bot.models import Baseline, BaselineReason, Direction, MetricGoal, RunRef, RunSummary
+from bot.request_ids import ContextThreadPoolExecutor
 from bot.sweeps.rules import sibling_for
 from bot.sweeps.service import SweepReader
 
@@ -78,7 +78,7 @@ class BaselineFinder:
     def _in_sweep(self, summary: RunSummary) -> Iterator[Baseline | None]:
         """A child run's best sibling (the parent's other children, read in parallel with the parent),
         then its parent when the two share a metric."""
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-parent") as pool:
+        with ContextThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-parent") as pool:
             parent_read = pool.submit(self._active_or_none, summary.parent_run_id)
             siblings = self.sweeps.children(summary.experiment_id, summary.parent_run_id)
             parent = parent_read.result()

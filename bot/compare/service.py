@@ -7,7 +7,6 @@ cards); anything that goes wrong is told to that person only, and nothing is pos
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -40,6 +39,7 @@ from bot.mlflow.histories import Histories, finished_runs
 from bot.mlflow.runs import Runs
 from bot.mlflow.urls import experiment_url
 from bot.models import Direction, MetricGoal, RunSummary
+from bot.request_ids import ContextThreadPoolExecutor
 from bot.slack.advice import tells_the_unexpected
 from bot.slack.message import SlackMessage
 from bot.slack.mrkdwn import escape, truncate
@@ -107,7 +107,7 @@ class ComparisonService:
         """
         runs, table = prepared.runs, prepared.built.table
         labels = [f"{label}: {run.run_name}" for label, run in zip(label_runs(len(runs)), runs, strict=True)]
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="compare-histories") as pool:
+        with ContextThreadPoolExecutor(max_workers=1, thread_name_prefix="compare-histories") as pool:
             histories = (
                 pool.submit(
                     self.histories.envelopes,

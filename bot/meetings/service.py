@@ -9,7 +9,7 @@ rebuilt from MLflow.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
 from bot import tags
@@ -111,6 +111,8 @@ class MeetingService:
         self.reviewers = reviewers
         self.key_metrics = key_metrics or []
         self.scheduler = scheduler
+        # Told who a meeting concerns when it is scheduled or cancelled (bot.home); set by app.py.
+        self.on_change: Callable[[Iterable[str]], None] | None = None
         scheduler.register(JOB_KINDS, self.run_job, self.report_missed)
         scheduler.on_leader(self.rebuild)
 
@@ -218,6 +220,10 @@ class MeetingService:
             )
             self._set_jobs(meeting, now)
         self._refresh_card(summary.model_copy(update={"meeting": meeting}))
+        if self.on_change is not None:
+            self.on_change(
+                {by, review.requested_by, *meeting.invitees, *(previous.invitees if previous else [])}
+            )
         self._post(
             meeting, build_meeting_announcement(meeting, summary.run_name, rescheduled=previous is not None)
         )
@@ -245,6 +251,8 @@ class MeetingService:
             for kind in (REMINDER, START):
                 self.scheduler.cancel(kind, run_id)
         self._refresh_card(self.runs.run_summary(run_id))
+        if self.on_change is not None:
+            self.on_change({by, requester, meeting.scheduled_by, *meeting.invitees})
         self._post(meeting, build_cancelled(meeting, by))
         # Every invitee's calendar drops the event: same UID, one change later, METHOD:CANCEL.
         self._send_cancel(meeting.model_copy(update={"sequence": meeting.sequence + 1}), summary)

@@ -21,6 +21,7 @@ from mlflow.utils.rest_utils import http_request, verify_rest_response
 
 from bot.errors import HTTP_FORBIDDEN, HTTP_UNAUTHORIZED, MlflowRefused, MlflowUnavailable, NotFound
 from bot.logs import strip_credentials
+from bot.metrics_export import timed_mlflow_call
 from bot.signature import Verifier
 
 T = TypeVar("T")
@@ -64,7 +65,12 @@ class Mlflow:
 
     def call(self, what: str, fn: Callable[[], T], *, writes: bool = False) -> T:
         """Run one MLflow call, turning its failures into NotFound, MlflowRefused (401/403: the bot's
-        account) or MlflowUnavailable. `writes`: the call changes something (for the 403's message)."""
+        account) or MlflowUnavailable. `writes`: the call changes something (for the 403's message).
+        Timed and counted for /metrics (errors by the class raised here)."""
+        with timed_mlflow_call():
+            return self._call(what, fn, writes=writes)
+
+    def _call(self, what: str, fn: Callable[[], T], *, writes: bool) -> T:
         try:
             return fn()
         except MlflowException as exc:

@@ -40,6 +40,7 @@ from bot import envelope
 from bot.envelope import Envelope, Point
 from bot.mlflow.client import Mlflow
 from bot.models import RunSummary
+from bot.request_ids import ContextThreadPoolExecutor
 from bot.store import Store, history_cache_key
 
 log = logging.getLogger(__name__)
@@ -207,7 +208,7 @@ class Histories:
     ) -> dict[tuple[str, str], Envelope]:
         series = {pair: _Series(*pair, last=last_steps.get(pair[0], {}).get(pair[1], 0)) for pair in missing}
         threads = MULTI_RUN_FETCH_THREADS if several_runs else HISTORY_FETCH_THREADS
-        with ThreadPoolExecutor(
+        with ContextThreadPoolExecutor(
             max_workers=HISTORY_FETCH_THREADS, thread_name_prefix="mlflow-history"
         ) as pool:
             if not self.mlflow.is_server:
@@ -246,7 +247,7 @@ class Histories:
         ]
         if not requests:
             return
-        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="mlflow-probe") as pool:
+        with ContextThreadPoolExecutor(max_workers=threads, thread_name_prefix="mlflow-probe") as pool:
             answers = pool.map(
                 lambda request: self._interval([i.run_id for i in request[1]], request[0], probe_points),
                 requests,

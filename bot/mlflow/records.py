@@ -12,6 +12,7 @@ from mlflow.entities import RunTag
 
 from bot import tags
 from bot.errors import ReviewBotError
+from bot.metrics_export import votes_recorded
 from bot.mlflow.client import Mlflow
 from bot.models import ModelVersionRef, ReviewState, SubjectKind
 from bot.signature import Signer
@@ -116,6 +117,7 @@ class ReviewRecords:
             changes[tags.SIGNATURE] = signature  # last: see above
         if changes:
             self.set_run_tags(state.run_id, changes)
+            votes_recorded(sum(1 for key in changes if key.startswith(tags.VOTE_PREFIX)))
         if not any(key in changes for key in tags.MODEL_VERSION_MIRROR):
             return []  # the registry shows nothing that changed (a mirror behind is retried on its own)
         return self.mirror(state, model_versions)

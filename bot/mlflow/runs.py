@@ -11,7 +11,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -30,6 +29,7 @@ from bot.models import (
     RunSummary,
     SubjectKind,
 )
+from bot.request_ids import ContextThreadPoolExecutor
 from bot.signature import Verifier
 from bot.slack.mrkdwn import escape
 from bot.subjects import describe, subject_kind
@@ -290,7 +290,7 @@ class Runs:
     def compared_summaries(self, run_ids: list[str]) -> list[RunSummary]:
         """Summaries of several runs, read in parallel, without model versions (a comparison does not
         show them): one request per run and one per distinct experiment not read lately."""
-        with ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="mlflow-runs") as pool:
+        with ContextThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="mlflow-runs") as pool:
             runs = list(pool.map(self.active_run, run_ids))
         first_of = {run.info.experiment_id: run for run in reversed(runs)}
         names = {experiment_id: self._experiment_info(run).name for experiment_id, run in first_of.items()}

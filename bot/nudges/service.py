@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -47,6 +46,7 @@ from bot.nudges.rules import (
     waiting_on,
     webhook_refusal,
 )
+from bot.request_ids import ContextThreadPoolExecutor
 from bot.reviews.publish import ReviewPublisher
 from bot.scheduler import LeaderScheduler
 from bot.slack.message import SlackMessage
@@ -105,7 +105,9 @@ class NudgeService:
         self.timezone = timezone
         self.webhook_secret = webhook_secret
         # Threads start on first use, so a service built before gunicorn forks works in the worker.
-        self._work = ThreadPoolExecutor(max_workers=WEBHOOK_THREADS, thread_name_prefix="mlflow-webhook")
+        self._work = ContextThreadPoolExecutor(
+            max_workers=WEBHOOK_THREADS, thread_name_prefix="mlflow-webhook"
+        )
         if scheduler is not None:
             scheduler.register((DIGEST,), self.run_digest, self._digest_missed)
             scheduler.on_leader(self.schedule_digest)
@@ -316,7 +318,7 @@ class NudgeService:
             except MlflowUnavailable:
                 return candidate.name
 
-        with ThreadPoolExecutor(max_workers=CHECK_THREADS, thread_name_prefix="nudge-scan") as pool:
+        with ContextThreadPoolExecutor(max_workers=CHECK_THREADS, thread_name_prefix="nudge-scan") as pool:
             results = list(pool.map(check, candidates))
         unchecked = {r for r in results if isinstance(r, str)}
         versions = [r for r in results if isinstance(r, DeployedVersion) and r.markers]
@@ -328,7 +330,7 @@ class NudgeService:
     def _deployed_prompts(self) -> list[DeployedVersion]:
         """Every prompt version under a deployment alias, with its own review (a call per version)."""
         candidates = self._prompts().deployment_candidates(self.deployment_aliases)
-        with ThreadPoolExecutor(max_workers=CHECK_THREADS, thread_name_prefix="nudge-prompts") as pool:
+        with ContextThreadPoolExecutor(max_workers=CHECK_THREADS, thread_name_prefix="nudge-prompts") as pool:
             return [
                 found[0]
                 for found in pool.map(lambda c: self._prompt_states([(c[0], c[1])]), candidates)

@@ -34,6 +34,7 @@ from bot.models import (
     SubjectKind,
 )
 from bot.prompts.blocks import build_prompt_thread
+from bot.request_ids import ContextThreadPoolExecutor
 from bot.reviews.card import CardLayout, build_review_card, plan_card
 from bot.reviews.plots import plan_plots
 from bot.reviews.thread import (
@@ -129,7 +130,7 @@ class ReviewPreparer:
         self.chart_first: Sequence[str] = [*key_metrics, *([primary_metric] if primary_metric else [])]
         self.sweeps = sweeps
         # The run's histories are read as soon as the run is, so its chart need not wait for the card.
-        self._history_reads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="review-histories")
+        self._history_reads = ContextThreadPoolExecutor(max_workers=2, thread_name_prefix="review-histories")
 
     def card(self, ref: RunRef, requested_by: str, baseline: RunRef | None = None) -> PreparedCard:
         """The complete card (what `review-bot preview` writes): `first_card`, then `complete`."""
@@ -160,7 +161,7 @@ class ReviewPreparer:
         if first.summary.kind is not SubjectKind.RUN:
             return self._complete_subject(first)
         summary, notes = first.summary, list(first.notes)
-        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="review-card") as pool:
+        with ContextThreadPoolExecutor(max_workers=4, thread_name_prefix="review-card") as pool:
             sweep_read = pool.submit(self.sweeps.sweep_of, summary) if self.sweeps else None
             versions_read = pool.submit(self.registry.model_versions_of, summary.run_id)
             # the LoggedModels the run logged (MLflow 3); none when they cannot be read

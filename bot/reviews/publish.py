@@ -5,13 +5,14 @@ tags, then the thread; the requester is told how each step went."""
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 from bot import tags
 from bot.errors import MlflowRefused, ReviewBotError
 from bot.mlflow.records import ReviewRecords
 from bot.models import ReviewState, RunRef
+from bot.request_ids import ContextThreadPoolExecutor
 from bot.reviews.card_index import CardIndex, CardRef
 from bot.reviews.prepare import PreparedCard, ReviewPreparer
 from bot.reviews.replies import POSTED, REQUEST_NOT_RECORDED, REQUEST_REFUSED, THREAD_PART_FAILED
@@ -39,6 +40,8 @@ class ReviewPublisher:
         self.store = store
         self.cards = cards
         self.review_channel = review_channel
+        # Told who a posted card concerns (bot.home re-publishes their Home tabs); set by app.py.
+        self.on_change: Callable[[Iterable[str]], None] | None = None
 
     def target_channel(self, origin_channel: str) -> str:
         return self.review_channel or origin_channel
@@ -67,7 +70,7 @@ class ReviewPublisher:
             notify(exc.user_message())
             return None
         self.cards.remember(channel, ts, CardRef(first.summary.run_id, first.summary.experiment_id))
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="slack-permalink") as pool:
+        with ContextThreadPoolExecutor(max_workers=1, thread_name_prefix="slack-permalink") as pool:
             link = pool.submit(self.permalink, channel, ts)
             prepared = self.preparer.complete(first)  # never raises for a failed read: notes say it
             permalink = link.result()
@@ -140,6 +143,8 @@ class ReviewPublisher:
             return
         if behind:  # the run's tags hold the request; the registry copy follows
             self.store.enqueue(MIRROR_QUEUE, summary.run_id, datetime.now(tz=UTC).timestamp())
+        if self.on_change is not None:  # the requester and the votes it keeps (the reviewers: bot.home)
+            self.on_change({state.requested_by, *(v.user for v in state.approvals + state.change_requests)})
 
     def _show_as_recorded(self, prepared: PreparedCard, posted: SlackMessage, channel: str, ts: str) -> None:
         """The complete card when the request could not be written: it shows the review as the run's tags

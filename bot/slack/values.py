@@ -12,7 +12,7 @@ import json
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from bot.ids import ActionId
+from bot.ids import ActionId, HomeActionId, UnfurlActionId
 
 
 class _Value(BaseModel):
@@ -34,7 +34,29 @@ class VersionValue(_Value):
     prompt: bool = False
 
 
-ButtonValue = RunValue | VersionValue
+class RefValue(_Value):
+    """An unfurled link's Review button: what to review, as a reference `bot.commands.parse_ref` reads
+    (a run id, `models:/m-…`, `models:/name/3`, `prompts:/name/2`)."""
+
+    ref: str = ""
+
+
+class CardValue(_Value):
+    """A Home tab entry's vote buttons: the card voted on (its channel and ts, what a click on the card
+    itself names), and its run (for the logs)."""
+
+    run_id: str = ""
+    channel: str = ""
+    ts: str = ""
+
+
+class PageValue(_Value):
+    """The Home tab's page buttons: which page of the reviews waiting on the person to show."""
+
+    page: int = 0
+
+
+ButtonValue = RunValue | VersionValue | RefValue | CardValue | PageValue
 
 VALUE_TYPES: dict[str, type[ButtonValue]] = {
     ActionId.APPROVE: RunValue,
@@ -45,6 +67,11 @@ VALUE_TYPES: dict[str, type[ButtonValue]] = {
     ActionId.LEADERBOARD_REVIEW: RunValue,
     ActionId.NUDGE_START_REVIEW: VersionValue,
     ActionId.NUDGE_SNOOZE: VersionValue,
+    UnfurlActionId.REVIEW: RefValue,
+    HomeActionId.APPROVE: CardValue,
+    HomeActionId.REQUEST_CHANGES: CardValue,
+    HomeActionId.PREVIOUS_PAGE: PageValue,
+    HomeActionId.NEXT_PAGE: PageValue,
 }
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -110,6 +110,8 @@ class VoteService:
         self._told_waiting: set[str] = set()
         self._stop = threading.Event()
         self._sweeper: threading.Thread | None = None
+        # Told who a recorded vote concerns (bot.home re-publishes their Home tabs); set by app.py.
+        self.on_change: Callable[[Iterable[str]], None] | None = None
 
     # --- who votes -------------------------------------------------------------------------------
 
@@ -240,6 +242,9 @@ class VoteService:
             versions = ", ".join(f"`{mv.name}` v{mv.version}" for mv in behind)
             for click in {c.delivery: c for c in clicks}.values():
                 tell(click, MIRROR_BEHIND.format(versions=versions))
+        if self.on_change is not None and state != before:  # their Home tabs changed (bot.home)
+            voters = [*before.approvals, *before.change_requests, *state.approvals, *state.change_requests]
+            self.on_change({state.requested_by, *(c.user for c in clicks), *(v.user for v in voters)})
         if state.status is ReviewStatus.APPROVED and before.status is not ReviewStatus.APPROVED:
             self._keep_discussion(recorded, channel, ts)
 

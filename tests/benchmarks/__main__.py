@@ -11,7 +11,7 @@ import sys
 import time
 from types import FrameType
 
-from tests.benchmarks import histories, idle_clients, measure, nudge_scan, report, votes
+from tests.benchmarks import histories, idle_clients, measure, nudge_scan, report, unfurls, votes
 from tests.benchmarks.stack import counted_bot, running_stack, second_replica
 
 SMALL_RUNS = 10
@@ -139,6 +139,7 @@ def main() -> int:
 
         progress(f"5. a registry of {NUDGE_MODELS} models x {NUDGE_VERSIONS} versions, one deployed each…")
         nudges = nudge_scan.measure_scan(stack, NUDGE_MODELS, NUDGE_VERSIONS, NUDGE_REPEATS)
+        progress(unfurls.render(unfurls.measure(stack, progress)))  # 6. MLflow requests per unfurl, per card
 
     results = report.Results(
         info, setup, burst, shape, big_log_s, big, memory, problems, compare_shape, compare_log_s, compared,

@@ -7,12 +7,14 @@ only real waits are for a leader lock to expire in Redis, which time-machine can
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from apscheduler.jobstores.memory import MemoryJobStore
 
 from bot.scheduler import LeaderScheduler
 
@@ -168,3 +170,102 @@ def test_a_job_of_a_kind_nobody_registered_is_an_error() -> None:
     solo = LeaderScheduler("unregistered", redis_url=None, misfire_grace_seconds=60)
     with pytest.raises(RuntimeError, match="no handler for 'mystery' jobs"):
         solo.dispatch("mystery", "x")
+
+
+# --- a job removed while the scheduler processes it; shutting down ---------------------------------
+
+
+class RemovedWhileProcessed(MemoryJobStore):
+    """A job store whose due jobs are removed (once each) right after the scheduler read them: what a
+    `cancel`, the job's own handler or another replica during a hand-over does at the wrong moment."""
+
+    def get_due_jobs(self, now):  # noqa: ANN001, ANN201
+        due = super().get_due_jobs(now)
+        for job in due:
+            super().remove_job(job.id)
+        return due
+
+
+def test_a_job_removed_while_processed_does_not_kill_the_scheduler_thread() -> None:
+    recorder = Recorder()
+    solo = LeaderScheduler("racy", redis_url=None, misfire_grace_seconds=60)
+    solo.scheduler.remove_jobstore("default")
+    solo.scheduler.add_jobstore(RemovedWhileProcessed(), "default")
+    solo.register(KINDS, recorder.handler("solo"), recorder.on_missed)
+    solo.start()
+    try:
+        wait_for(lambda: solo.is_leader)
+        solo.schedule("reminder", "run-5", datetime.now(tz=UTC))
+        wait_for(lambda: recorder.ran)  # it ran; removing it afterwards raised JobLookupError
+        solo.schedule("start", "run-6", datetime.now(tz=UTC))  # the thread is still there to run this
+        wait_for(lambda: len(recorder.ran) == 2, timeout=5)
+        assert solo.scheduler._thread.is_alive()
+    finally:
+        solo.stop()
+    assert [r[1:] for r in recorder.ran] == [("reminder", "run-5"), ("start", "run-6")]
+
+
+@pytest.fixture
+def slow_lock_replicas(
+    redis_url: str, namespace: str
+) -> Iterator[tuple[list[LeaderScheduler], threading.Event]]:
+    """Two replicas whose lock lasts 30 s: a takeover within seconds can only come from a release. Their
+    jobs block until the event is set."""
+    release = threading.Event()
+    made = [
+        LeaderScheduler(
+            f"{namespace}-{name}",
+            redis_url=redis_url,
+            misfire_grace_seconds=GRACE,
+            lock_ttl_seconds=30,
+            namespace=namespace,
+        )
+        for name in ("a", "b")
+    ]
+    for replica in made:
+        replica.register(KINDS, lambda kind, subject: release.wait(10), lambda *_: None)
+        replica.start()
+    yield made, release
+    release.set()
+    for replica in made:
+        replica.stop()
+
+
+def test_stop_releases_leadership_at_once_so_another_replica_leads_within_seconds(slow_lock_replicas) -> None:
+    (a, b), _ = slow_lock_replicas
+    wait_for(lambda: a.is_leader or b.is_leader)
+    leader, follower = (a, b) if a.is_leader else (b, a)
+    started = time.monotonic()
+    assert leader.stop(grace_seconds=5) is True  # nothing running: returns at once
+    assert not leader.is_leader
+    wait_for(lambda: follower.is_leader, timeout=5)
+    assert time.monotonic() - started < 3  # a follower asks every second; the lock would last 30 s
+
+
+def test_stop_lets_a_running_job_finish_before_releasing_the_lock(slow_lock_replicas) -> None:
+    (a, b), release = slow_lock_replicas
+    wait_for(lambda: a.is_leader or b.is_leader)
+    leader, follower = (a, b) if a.is_leader else (b, a)
+    leader.schedule("start", "run-7", datetime.now(tz=UTC))
+    wait_for(lambda: leader.running_jobs == 1)
+    stopped: list[bool] = []
+    stopping = threading.Thread(target=lambda: stopped.append(leader.stop(grace_seconds=10)))
+    stopping.start()
+    threading.Event().wait(1.5)  # the follower asked at least once meanwhile
+    assert stopped == [] and not follower.is_leader  # the job still runs: the lock stays held
+    release.set()
+    stopping.join(timeout=5)
+    assert stopped == [True] and leader.running_jobs == 0
+    wait_for(lambda: follower.is_leader, timeout=5)
+
+
+def test_stop_gives_up_waiting_for_a_job_at_the_grace(slow_lock_replicas) -> None:
+    (a, b), _ = slow_lock_replicas
+    wait_for(lambda: a.is_leader or b.is_leader)
+    leader, follower = (a, b) if a.is_leader else (b, a)
+    leader.schedule("digest", "registry", datetime.now(tz=UTC))
+    wait_for(lambda: leader.running_jobs == 1)
+    started = time.monotonic()
+    assert leader.stop(grace_seconds=1) is False
+    assert 0.9 < time.monotonic() - started < 3
+    wait_for(lambda: follower.is_leader, timeout=5)  # released anyway

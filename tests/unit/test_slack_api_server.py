@@ -648,3 +648,182 @@ def test_reset_keeps_workspace_but_forgets_state(server: SlackTestServer) -> Non
     assert client.auth_test()["ok"] is True  # the injected fault is gone
     assert client.users_info(user="U0ALICE")["user"]["name"] == "alice"
     assert client.chat_postMessage(channel=CHANNEL, text="after")["ok"] is True
+
+
+# ------------------------------------------------------------------------------------ views.publish (Home)
+
+
+def _home(blocks: int = 1, **extra: Any) -> dict[str, Any]:
+    section = {"type": "section", "text": {"type": "mrkdwn", "text": "hi"}}
+    return {"type": "home", "blocks": [section] * blocks, **extra}
+
+
+def test_home_views_publish_keeps_each_users_tab_and_its_id(
+    client: WebClient, slack: SlackTestServer
+) -> None:
+    first = client.views_publish(user_id="U0ALICE", view=_home(1, callback_id="home"))["view"]
+    again = client.views_publish(user_id="U0ALICE", view=_home(100))["view"]
+    assert first["type"] == again["type"] == "home"
+    assert again["id"] == first["id"] and again["hash"] != first["hash"]
+    assert (
+        len(slack.home_views["U0ALICE"]["blocks"]) == 100 and slack.home_views["U0ALICE"]["callback_id"] == ""
+    )
+
+
+def test_home_views_publish_refuses_what_slack_refuses(client: WebClient, slack: SlackTestServer) -> None:
+    refused = {
+        "more than 100 blocks": ({"user_id": "U0ALICE", "view": _home(101)}, "invalid_arguments"),
+        "a modal": ({"user_id": "U0ALICE", "view": {**_home(), "type": "modal"}}, "invalid_arguments"),
+        "an unknown user": ({"user_id": "U0NOBODY", "view": _home()}, "user_not_found"),
+        "a long external_id": (
+            {"user_id": "U0ALICE", "view": _home(external_id="x" * 256)},
+            "invalid_arguments",
+        ),
+        "a bad block": (
+            {"user_id": "U0ALICE", "view": {"type": "home", "blocks": [{"type": "section"}]}},
+            "invalid_arguments",
+        ),
+    }
+    for what, (args, error) in refused.items():
+        with pytest.raises(SlackApiError) as excinfo:
+            client.views_publish(**args)
+        assert error_of(excinfo) == error, what
+    assert slack.home_views == {}
+
+
+def test_home_views_publish_refuses_a_view_over_250_kb(client: WebClient, slack: SlackTestServer) -> None:
+    big = {"type": "section", "text": {"type": "mrkdwn", "text": "é" * 1_500}}  # 3 kB each in UTF-8
+    with pytest.raises(SlackApiError) as excinfo:
+        client.views_publish(user_id="U0ALICE", view={"type": "home", "blocks": [big] * 90})
+    assert error_of(excinfo) == "view_too_large"
+    client.views_publish(user_id="U0ALICE", view={"type": "home", "blocks": [big] * 80})  # 240 kB: fine
+    assert len(slack.home_views["U0ALICE"]["blocks"]) == 80
+
+
+def test_home_views_publish_hash_and_external_id(client: WebClient, slack: SlackTestServer) -> None:
+    slack.add_user("U0HOMEBOB", "bob")
+    published = client.views_publish(user_id="U0ALICE", view=_home(external_id="alice-home"))["view"]
+    client.views_publish(user_id="U0ALICE", view=_home(2), hash=published["hash"])  # the current one: fine
+    with pytest.raises(SlackApiError) as excinfo:
+        client.views_publish(user_id="U0ALICE", view=_home(3), hash=published["hash"])  # replaced since
+    assert error_of(excinfo) == "hash_conflict"
+    client.views_publish(user_id="U0ALICE", view=_home(external_id="alice-home"))  # its own: fine
+    with pytest.raises(SlackApiError) as excinfo:
+        client.views_publish(user_id="U0HOMEBOB", view=_home(external_id="alice-home"))
+    assert error_of(excinfo) == "duplicate_external_id"
+    assert "U0HOMEBOB" not in slack.home_views
+
+
+def test_home_views_publish_rate_limited_records_nothing(client: WebClient, slack: SlackTestServer) -> None:
+    slack.fail_next("views.publish", retry_after=3)
+    with pytest.raises(SlackApiError) as excinfo:
+        client.views_publish(user_id="U0ALICE", view=_home())
+    assert excinfo.value.response.status_code == 429 and excinfo.value.response.headers["Retry-After"] == "3"
+    assert slack.home_views == {}
+    client.views_publish(user_id="U0ALICE", view=_home())
+    assert len(slack.home_views["U0ALICE"]["blocks"]) == 1
+
+
+# --- chat.unfurl (bot.unfurls) ---------------------------------------------------------------------
+
+
+UNFURL_URL = "https://mlflow.example.com/#/experiments/1?searchFilter=a&orderByKey=b"
+UNFURL_BLOCKS = [{"type": "section", "text": {"type": "mrkdwn", "text": "*Experiment*"}}]
+
+
+@pytest.fixture()
+def unfurl_domains(slack: SlackTestServer) -> Iterator[None]:
+    slack.unfurl_domains = {"mlflow.example.com"}
+    yield
+    slack.unfurl_domains = set()
+
+
+def test_unfurl_server_by_channel_and_ts_of_a_message_with_the_link(
+    client: WebClient, slack: SlackTestServer, unfurl_domains: None
+) -> None:
+    # Slack keeps the message's `&` as `&amp;`; the link_shared event's URL has a plain `&`
+    message = slack.add_message(CHANNEL, f"look <{UNFURL_URL.replace('&', '&amp;')}>", "U0ALICE")
+    client.chat_unfurl(channel=CHANNEL, ts=message["ts"], unfurls={UNFURL_URL: {"blocks": UNFURL_BLOCKS}})
+    assert slack.unfurls == [
+        {
+            "channel": CHANNEL,
+            "ts": message["ts"],
+            "unfurl_id": None,
+            "source": None,
+            "unfurls": {UNFURL_URL: {"blocks": UNFURL_BLOCKS}},
+        }
+    ]
+
+
+def test_unfurl_server_by_unfurl_id_and_source(
+    client: WebClient, slack: SlackTestServer, unfurl_domains: None
+) -> None:
+    client.chat_unfurl(unfurl_id="U-1", source="composer", unfurls={UNFURL_URL: {"blocks": UNFURL_BLOCKS}})
+    assert [(u["unfurl_id"], u["source"]) for u in slack.unfurls] == [("U-1", "composer")]
+    with pytest.raises(SlackApiError) as excinfo:
+        client.chat_unfurl(unfurl_id="U-2", unfurls={UNFURL_URL: {"blocks": UNFURL_BLOCKS}})
+    assert error_of(excinfo) == "invalid_source"
+    with pytest.raises(SlackApiError) as excinfo:
+        client.chat_unfurl(
+            unfurl_id="U-3", source="elsewhere", unfurls={UNFURL_URL: {"blocks": UNFURL_BLOCKS}}
+        )
+    assert error_of(excinfo) == "invalid_source"
+    assert len(slack.unfurls) == 1
+
+
+@pytest.mark.parametrize(
+    ("address", "error"),
+    [
+        ({}, "missing_channel"),
+        ({"ts": "1.000001"}, "missing_channel"),
+        ({"channel": CHANNEL}, "missing_ts"),
+        ({"channel": "C0NOWHERE", "ts": "1.000001"}, "cannot_find_channel"),
+        ({"channel": CHANNEL, "ts": "9.999999"}, "cannot_find_message"),
+    ],
+)
+def test_unfurl_server_refuses_an_address_slack_would_refuse(
+    client: WebClient, slack: SlackTestServer, unfurl_domains: None, address: dict, error: str
+) -> None:
+    with pytest.raises(SlackApiError) as excinfo:
+        client.chat_unfurl(unfurls={UNFURL_URL: {"blocks": UNFURL_BLOCKS}}, **address)
+    assert error_of(excinfo) == error
+    assert slack.unfurls == []
+
+
+def test_unfurl_server_refuses_urls_off_the_domains_or_not_in_the_message(
+    client: WebClient, slack: SlackTestServer, unfurl_domains: None
+) -> None:
+    message = slack.add_message(CHANNEL, f"see {UNFURL_URL}", "U0ALICE")
+    elsewhere = "https://evil.example.com/#/experiments/1"
+    with pytest.raises(SlackApiError) as excinfo:
+        client.chat_unfurl(channel=CHANNEL, ts=message["ts"], unfurls={elsewhere: {"blocks": UNFURL_BLOCKS}})
+    assert error_of(excinfo) == "cannot_unfurl_url"
+    other = "https://mlflow.example.com/#/experiments/2"  # on the domain, not in the message
+    with pytest.raises(SlackApiError) as excinfo:
+        client.chat_unfurl(channel=CHANNEL, ts=message["ts"], unfurls={other: {"blocks": UNFURL_BLOCKS}})
+    assert error_of(excinfo) == "cannot_unfurl_message"
+    sub = "https://eu.mlflow.example.com/#/experiments/3"  # a subdomain of an unfurl domain is one too
+    client.chat_unfurl(
+        unfurl_id="U-9", source="conversations_history", unfurls={sub: {"blocks": UNFURL_BLOCKS}}
+    )
+    assert [list(u["unfurls"]) for u in slack.unfurls] == [[sub]]
+
+
+def test_unfurl_server_validates_the_unfurls(
+    client: WebClient, slack: SlackTestServer, unfurl_domains: None
+) -> None:
+    def unfurl(unfurls: Any) -> str:
+        with pytest.raises(SlackApiError) as excinfo:
+            client.api_call(
+                "chat.unfurl", json={"unfurl_id": "U-1", "source": "composer", "unfurls": unfurls}
+            )
+        return error_of(excinfo)
+
+    assert unfurl({}) == "missing_unfurls"
+    assert unfurl("not json") == "invalid_unfurls_format"
+    assert unfurl({UNFURL_URL: "text"}) == "invalid_unfurls_format"
+    assert unfurl({UNFURL_URL: {}}) == "invalid_unfurls_format"  # neither blocks nor text
+    assert unfurl({UNFURL_URL: {"blocks": [{"type": "section"}]}}) == "invalid_unfurls_format"
+    too_many = [{"type": "divider"}] * 51
+    assert unfurl({UNFURL_URL: {"blocks": too_many}}) == "invalid_unfurls_format"
+    assert slack.unfurls == []
