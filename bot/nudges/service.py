@@ -171,7 +171,11 @@ class NudgeService:
     def check_version(self, name: str, version: str, now: datetime) -> int:
         """Nudge about one version if it is deployed, unapproved, not snoozed and not nudged lately."""
         return self._check(
-            name, version, now, lambda: self.registry.deployed_version(name, version, self.deployment_aliases)
+            "model",
+            name,
+            version,
+            now,
+            lambda: self.registry.deployed_version(name, version, self.deployment_aliases),
         )
 
     def check_prompt(self, name: str, version: str, now: datetime) -> int:
