@@ -26,7 +26,6 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 
 from bot import tags
 from bot.config import Settings
@@ -46,7 +45,6 @@ from bot.mlflow import MlflowAccess
 from bot.nudges.rules import Scan
 from bot.request_ids import ContextThreadPoolExecutor
 from bot.reviews.card_index import CardIndex
-from bot.slack.advice import error_code
 from bot.slack.outbox import Notify, Outbox
 from bot.store import Store
 
@@ -204,13 +202,7 @@ class HomeService:
     def publish(self, user: str, fresh_within: float = BOARD_TTL) -> bool:
         """Build the person's tab from the board (read again if older than `fresh_within` seconds) and
         publish it; False (logged) if Slack refused."""
-        view = self.view(user, fresh_within)
-        try:
-            self.client.views_publish(user_id=user, view=build_home(view))
-        except SlackApiError as exc:  # after the client's own Retry-After retries
-            log.warning("publishing the Home tab of %s failed: %s", user, error_code(exc))
-            return False
-        return True
+        return self.outbox.publish_home(user, build_home(self.view(user, fresh_within)))
 
     def view(self, user: str, fresh_within: float = BOARD_TTL) -> HomeView:
         now = self.clock()

@@ -100,6 +100,25 @@ class Outbox:
             return False
         return True
 
+    def unfurl(self, unfurls: dict[str, Any], *, what: str, **address: str) -> bool:
+        """Unfurl links (`address`: channel+ts, or unfurl_id+source); False (logged) if refused. Nobody is
+        told: the person pasted a link, they did not ask the bot for anything."""
+        try:
+            self.client.chat_unfurl(unfurls=unfurls, **address)
+        except SlackApiError as exc:
+            log.warning("chat.unfurl of %s refused: %s", what, error_code(exc))
+            return False
+        return True
+
+    def publish_home(self, user: str, view: dict[str, Any]) -> bool:
+        """A person's Home tab; False (logged) if Slack refused it after the client's Retry-After retries."""
+        try:
+            self.client.views_publish(user_id=user, view=view)
+        except SlackApiError as exc:
+            log.warning("publishing the Home tab of %s failed: %s", user, error_code(exc))
+            return False
+        return True
+
     def tell(self, channel: str, user: str, text: str, *, response_url: str = "") -> bool:
         """An ephemeral answer to one person: through the response_url of what they did when there is one
         (any replica can use it, for 30 minutes), else chat.postEphemeral. False (logged) if refused."""

@@ -16,8 +16,6 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from slack_sdk.errors import SlackApiError
-
 from bot.commands import parse_ref
 from bot.compare.rules import goal_direction
 from bot.config import Settings
@@ -29,7 +27,6 @@ from bot.models import MODEL_VERSION_REFS, RefKind, ReviewState, ReviewStatus, R
 from bot.nudges.rules import waiting_on
 from bot.reviews.card_index import CardIndex
 from bot.reviews.publish import ReviewPublisher
-from bot.slack.advice import error_code
 from bot.slack.outbox import Notify, Outbox
 from bot.store import Store
 from bot.unfurls.blocks import (
@@ -95,12 +92,7 @@ class UnfurlService:
         unfurls = {target.url: unfurl for target, unfurl in zip(found, made, strict=True) if unfurl}
         if not unfurls:
             return
-        try:
-            # Not through the Outbox, whose calls post messages: an unfurl that Slack refuses is only
-            # logged, nobody is told (the person pasted a link; they did not ask the bot for anything).
-            self.outbox.client.chat_unfurl(unfurls=unfurls, **address)
-        except SlackApiError as exc:
-            log.warning("chat.unfurl of %d link(s) refused: %s", len(unfurls), error_code(exc))
+        self.outbox.unfurl(unfurls, what=f"{len(unfurls)} link(s)", **address)
 
     def _unfurl_link(self, target: UnfurlTarget) -> Unfurl | None:
         """One link's unfurl, from the store when it was made within CACHE_TTL_SECONDS; None when it
