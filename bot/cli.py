@@ -7,6 +7,7 @@ so this module never imports the Slack handlers.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import re
 import sys
@@ -229,6 +230,8 @@ def cmd_demo(args: argparse.Namespace, wiring: Wiring) -> None:
     )
     if nudge is not None:
         print(f"  {nudge}     the nudge: @{CHAMPION_ALIAS} is deployed without an approved review")
+    for written in _write_surface_previews(wiring, settings, store, Path(args.out)):
+        print(f"  {written}")
     if store.mlflow3 is not None:  # MLflow 3: a LoggedModel logged outside any run, and a prompt
         for ref, sub in (
             (f"models:/{store.mlflow3.agent_model_id}", "logged-model"),
@@ -241,6 +244,29 @@ def cmd_demo(args: argparse.Namespace, wiring: Wiring) -> None:
         f"Preview another: review-bot preview models:/{store.model_name}@champion --out preview-champion "
         f"(with MLFLOW_TRACKING_URI={tracking_uri})"
     )
+
+
+def _write_surface_previews(wiring: Wiring, settings: Settings, store: Any, out: Path) -> list[str]:
+    """What the candidate run's link unfurls into (chat.unfurl) and the Home tab of the person who asked
+    for the preview (views.publish), as payloads: no Slack is called."""
+    from bot.demo.preview import PREVIEW_USER
+    from bot.home.blocks import build_home
+    from bot.mlflow.urls import run_url
+
+    logging.getLogger("bot.store").setLevel(logging.ERROR)  # "no REDIS_URL": a preview needs none
+    services = wiring.build_services(settings)
+    written = []
+    link = run_url(settings.ui_url, store.experiment_id, store.review_run_id)
+    unfurl = services.unfurls.preview(link) if link else None
+    if unfurl is not None:
+        path = out / "unfurl.json"
+        path.write_text(json.dumps({"method": "chat.unfurl", "unfurls": {link: unfurl}}, indent=2))
+        written.append(f"{path}     the unfurl of the candidate run's MLflow link")
+    home = build_home(services.home.view(PREVIEW_USER))
+    path = out / "home.json"
+    path.write_text(json.dumps({"method": "views.publish", "user_id": PREVIEW_USER, "view": home}, indent=2))
+    written.append(f"{path}       the Home tab of the person who asked for the preview")
+    return written
 
 
 def cmd_gate(args: argparse.Namespace, wiring: Wiring) -> None:

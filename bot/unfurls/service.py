@@ -45,6 +45,7 @@ from bot.unfurls.rules import (
     VersionShown,
     cache_key,
     shown_metrics,
+    target_of,
     targets,
     unfurl_address,
 )
@@ -93,6 +94,11 @@ class UnfurlService:
         if not unfurls:
             return
         self.outbox.unfurl(unfurls, what=f"{len(unfurls)} link(s)", **address)
+
+    def preview(self, url: str) -> Unfurl | None:
+        """The unfurl a pasted `url` would get (`review-bot demo` writes it), or None when it gets none."""
+        target = target_of(url, self.settings.ui_url)
+        return self._unfurl_link(target) if target is not None else None
 
     def _unfurl_link(self, target: UnfurlTarget) -> Unfurl | None:
         """One link's unfurl, from the store when it was made within CACHE_TTL_SECONDS; None when it
