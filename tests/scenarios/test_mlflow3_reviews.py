@@ -154,8 +154,12 @@ def test_a_legacy_stage_and_a_version_without_run_or_logged_model(
     assert f"Model review: {name} v{mv.version}" in text
     assert "s3://bucket/models/legacy-7" in text and "Exported by hand" in text
     vote(bot, slack, card, ActionId.REQUEST_CHANGES.value)
-    eventually(
-        lambda: runs.client.get_model_version(name, mv.version).tags.get(tags.STATUS) == "changes_requested"
+    eventually(  # the signature is the last tag written: wait for what the gate would see
+        lambda: (
+            GATE_KEYS.review(subject, runs.client.get_model_version(name, mv.version).tags).status
+            is ReviewStatus.CHANGES_REQUESTED
+        ),
+        what="the signed change request on the version",
     )
     verdict = gate(f"models:/{name}/{mv.version}", mlflow_server, tmp_path)
     assert verdict.returncode == 1 and "changes requested" in verdict.stdout, verdict.stdout + verdict.stderr
@@ -190,8 +194,13 @@ def test_a_prompt_version_card_diffs_against_the_deployed_version_and_records_vo
 
     vote(bot, slack, card)
     record = lambda: runs.client.get_prompt_version(name, "2").tags  # noqa: E731
-    eventually(lambda: record().get(tags.STATUS) == "approved", what="the approval on the prompt version")
-    assert GATE_KEYS.review(subject, record()).status is ReviewStatus.APPROVED  # signed, for this version
+    # A version's tags are written one at a time, the signature last: until it lands the record reads as
+    # unsigned (never approved), so wait for what the gate would see.
+    eventually(
+        lambda: GATE_KEYS.review(subject, record()).status is ReviewStatus.APPROVED,
+        what="the signed approval on the prompt version",
+    )
+    assert record()[tags.STATUS] == "approved"
     assert tags.STATUS not in runs.client.get_prompt_version(name, "1").tags
     # The card shows the vote and keeps its diff.
     eventually(lambda: "Approved" in blocks_text(latest_card(slack, subject)))
