@@ -98,9 +98,15 @@ def run_url(runs, run_id: str) -> str:  # noqa: ANN001
     return f"{UI}/#/experiments/{runs.client.get_run(run_id).info.experiment_id}/runs/{run_id}"
 
 
-def channel_posts(slack, since: float) -> list[Any]:  # noqa: ANN001
+def channel_posts(slack, since: float, about: str) -> list[Any]:  # noqa: ANN001
+    """Messages (posted or ephemeral) since `since` that say anything about `about` (the link's run):
+    other tests' bots share the Slack test server, and their background posts are not this link's."""
     return [
-        c for c in slack.calls if c.method in {"chat.postMessage", "chat.postEphemeral"} and c.at >= since
+        c
+        for c in slack.calls
+        if c.method in {"chat.postMessage", "chat.postEphemeral"}
+        and c.at >= since
+        and about in json.dumps(c.args)
     ]
 
 
@@ -208,7 +214,7 @@ def test_an_unknown_run_unfurls_as_not_found_and_nothing_is_said_in_the_channel(
     assert unfurled(slack, eventually, share(unfurl_bot, link)) == {
         link: b.build_not_found_unfurl(f"run `{missing}`")
     }
-    assert channel_posts(slack, since) == []
+    assert channel_posts(slack, since, missing) == []
 
 
 def test_the_review_button_posts_the_card_as_review_does(unfurl_bot, slack, runs, eventually) -> None:
@@ -245,11 +251,12 @@ def test_mlflow_down_unfurls_nothing_and_says_nothing(bots, slack, eventually) -
     bot = bots.get(MLFLOW_TRACKING_URI=dead, MLFLOW_UI_URL=UI, MLFLOW_TIMEOUT_SECONDS="2")
     slack.unfurl_domains.add(DOMAIN)
     since = time.time()
-    key = share(bot, f"{UI}/#/experiments/0/runs/{support.new_run_id()}")
+    unknown = support.new_run_id()
+    key = share(bot, f"{UI}/#/experiments/0/runs/{unknown}")
     eventually(lambda: "could not be unfurled" in bot.log(), what="the failure logged")
     time.sleep(QUIET)
     assert attempts(slack, key) == []
-    assert channel_posts(slack, since) == []
+    assert channel_posts(slack, since, unknown) == []
 
 
 def test_links_elsewhere_are_ignored(unfurl_bot, slack, runs, eventually) -> None:
@@ -269,7 +276,7 @@ def test_unfurls_switched_off_unfurl_nothing(bots, slack, runs) -> None:
     since = time.time()
     key = share(bot, run_url(runs, run_id))
     time.sleep(QUIET)
-    assert attempts(slack, key) == [] and channel_posts(slack, since) == []
+    assert attempts(slack, key) == [] and channel_posts(slack, since, run_id) == []
 
 
 # --- the manifest -------------------------------------------------------------------------------------
