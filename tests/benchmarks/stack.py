@@ -10,6 +10,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,14 +94,20 @@ def second_replica(stack: Stack) -> Iterator[support.BotProcess]:
 
 
 @contextlib.contextmanager
-def counted_bot(stack: Stack) -> Iterator[tuple[support.BotProcess, SlowProxy]]:
-    """A second `review-bot serve` that reaches MLflow through a proxy counting every request."""
+def counted_bot(stack: Stack, **env: str) -> Iterator[tuple[support.BotProcess, SlowProxy]]:
+    """A second `review-bot serve` that reaches MLflow through a proxy counting every request (its links on
+    MLflow's own address); `env` adds or overrides settings."""
     proxy = SlowProxy(stack.mlflow_url, delay_seconds=0).start()
     try:
-        env = {**stack.bot.env, "MLFLOW_TRACKING_URI": proxy.url, "MLFLOW_UI_URL": stack.mlflow_url}
-        bot_dir = stack.workdir / "counted-bot"
+        bot_env = {
+            **stack.bot.env,
+            "MLFLOW_TRACKING_URI": proxy.url,
+            "MLFLOW_UI_URL": stack.mlflow_url,
+            **env,
+        }
+        bot_dir = stack.workdir / f"counted-bot-{uuid.uuid4().hex[:6]}"
         bot_dir.mkdir()
-        bot = support.start_bot(env, bot_dir / "bot.log")
+        bot = support.start_bot(bot_env, bot_dir / "bot.log")
         try:
             yield bot, proxy
         finally:

@@ -13,17 +13,16 @@ so an experiment's best run is looked up too):
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tests import support
 from tests.benchmarks.measure import chart_calls, poll, response_texts
-from tests.benchmarks.stack import Stack, running_stack
+from tests.benchmarks.stack import Stack, counted_bot, running_stack
 from tests.slow_proxy import SlowProxy
 
 QUIET_S = 1.0  # no MLflow request for this long: the bot is done with what it was asked
@@ -51,29 +50,6 @@ class UnfurlBench:
     @property
     def per_card(self) -> int:
         return self.card.requests
-
-
-@contextlib.contextmanager
-def _counted_bot(stack: Stack, **env: str) -> Iterator[tuple[support.BotProcess, SlowProxy]]:
-    """`review-bot serve` reaching MLflow through a proxy that counts every request; the UI at MLflow's
-    own address, so its links (on 127.0.0.1, added to the app's unfurl domains) are the ones unfurled."""
-    proxy = SlowProxy(stack.mlflow_url, delay_seconds=0).start()
-    try:
-        bot_env = {
-            **stack.bot.env,
-            "MLFLOW_TRACKING_URI": proxy.url,
-            "MLFLOW_UI_URL": stack.mlflow_url,
-            **env,
-        }
-        bot_dir = stack.workdir / f"unfurl-bot-{uuid.uuid4().hex[:6]}"
-        bot_dir.mkdir()
-        bot = support.start_bot(bot_env, bot_dir / "bot.log")
-        try:
-            yield bot, proxy
-        finally:
-            support.stop_process(bot.proc)
-    finally:
-        proxy.stop()
 
 
 def _settled(proxy: SlowProxy, since: int, quiet_s: float = QUIET_S) -> list[str]:
@@ -163,7 +139,7 @@ def measure(stack: Stack, progress: Callable[[str], None] = print) -> UnfurlBenc
         return f"{ui}/#/experiments/{experiment_id}/runs/{run_id}"
 
     stack.slack.unfurl_domains.add("127.0.0.1")
-    with _counted_bot(stack, PRIMARY_METRIC="val_auc:max") as (bot, proxy):
+    with counted_bot(stack, PRIMARY_METRIC="val_auc:max") as (bot, proxy):
         progress("   a review card, then the unfurl of each kind of link…")
         card = _card(stack, bot, proxy, reviewed)
         unfurls = [
