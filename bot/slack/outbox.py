@@ -184,48 +184,36 @@ class Outbox:
         with {part} and {code}); the rest still go. A failure making them ends the thread, told too.
         Timed for /metrics: the thread, and each chart in it (drawn, then uploaded)."""
         with metrics_export.timed_work(metrics_export.THREAD):
-            self._fill_thread(items, channel, ts, notify, what=what, part_failed=part_failed)
-
-    def _fill_thread(
-        self,
-        items: Iterator[ThreadItem],
-        channel: str,
-        ts: str,
-        notify: Notify,
-        *,
-        what: str,
-        part_failed: str,
-    ) -> None:
-        while True:
-            started = time.perf_counter()
-            try:
-                item = next(items)
-            except StopIteration:
-                return
-            except MlflowUnavailable as exc:  # what is posted stands: say that, not "nothing was posted"
-                metrics_export.work_failed()
-                notify(THREAD_CUT_SHORT.format(uri=exc.tracking_uri, what=what))
-                return
-            except ReviewBotError as exc:
-                metrics_export.work_failed()
-                notify(exc.user_message())
-                return
-            except Exception:
-                notify(UNEXPECTED.format(error_id=log_unexpected(log, f"preparing the thread of {what}")))
-                return
-            refused = False
-            try:
-                self._send(item, channel, ts)
-            except SlackApiError as exc:
-                refused = True
-                code = error_code(exc)
-                part = item.name if isinstance(item, FileUpload) else "message"
-                log.error("thread %s of %s refused: %s", part, what, code)
-                notify(part_failed.format(part=part, code=code))
-            if isinstance(item, FileUpload) and item.name.endswith("chart"):
-                metrics_export.observe_work(
-                    metrics_export.CHART, time.perf_counter() - started, failed=refused
-                )
+            while True:
+                started = time.perf_counter()
+                try:
+                    item = next(items)
+                except StopIteration:
+                    return
+                except MlflowUnavailable as exc:  # what is posted stands: say that, not "nothing was posted"
+                    metrics_export.work_failed()
+                    notify(THREAD_CUT_SHORT.format(uri=exc.tracking_uri, what=what))
+                    return
+                except ReviewBotError as exc:
+                    metrics_export.work_failed()
+                    notify(exc.user_message())
+                    return
+                except Exception:
+                    notify(UNEXPECTED.format(error_id=log_unexpected(log, f"preparing the thread of {what}")))
+                    return
+                refused = False
+                try:
+                    self._send(item, channel, ts)
+                except SlackApiError as exc:
+                    refused = True
+                    code = error_code(exc)
+                    part = item.name if isinstance(item, FileUpload) else "message"
+                    log.error("thread %s of %s refused: %s", part, what, code)
+                    notify(part_failed.format(part=part, code=code))
+                if isinstance(item, FileUpload) and item.name.endswith("chart"):
+                    metrics_export.observe_work(
+                        metrics_export.CHART, time.perf_counter() - started, failed=refused
+                    )
 
     def _send(self, item: ThreadItem, channel: str, ts: str) -> None:
         """One thread item: a message, or files uploaded together (files v2) with their comment."""
